@@ -1,0 +1,79 @@
+//! The element trait that every matrix, projection and attention layer is generic over.
+
+use std::fmt::Debug;
+
+use num_traits::Float;
+
+use crate::exp;
+use crate::matmul;
+use crate::matrix::MatrixView;
+use crate::parallel::Parallelism;
+
+/// A floating-point element type the kernels can run on.
+///
+/// `f32` and `f64` implement it with SIMD kernels where the CPU has them. Any other
+/// [`num_traits::Float`] type (for example `half::bf16` with its `num-traits` feature)
+/// can implement it with an empty `impl` and runs the portable kernels. Sums are
+/// accumulated in `Self`.
+///
+/// ```
+/// use qkv::{Matrix, Scalar};
+///
+/// fn trace<T: Scalar>(m: &Matrix<T>) -> T {
+///     (0..m.rows().min(m.cols())).fold(T::zero(), |acc, i| acc + m[(i, i)])
+/// }
+///
+/// let m = Matrix::from_rows(&[[1.0_f64, 2.0], [3.0, 4.0]]).unwrap();
+/// assert_eq!(trace(&m), 5.0);
+/// ```
+pub trait Scalar: Float + Debug + Send + Sync + 'static {
+    /// Computes `C = A·B` into the row-major `C` with row stride `ldc`.
+    ///
+    /// Shapes are checked by the caller: `A` is `m × k`, `B` is `k × n`, and `C` holds
+    /// at least `(m - 1) * ldc + n` elements with `ldc >= n`. Each element of `C` is
+    /// summed over `k` in the same order whatever `m`, `n` and the parallelism are, so a
+    /// row's result does not depend on which other rows are computed with it.
+    ///
+    /// The default runs the portable kernel. Implementations override it only to
+    /// dispatch to a faster kernel with the same contract.
+    #[doc(hidden)]
+    fn gemm(a: MatrixView<'_, Self>, b: MatrixView<'_, Self>, c: &mut [Self], ldc: usize, parallelism: Parallelism) {
+        matmul::portable::gemm(a, b, c, ldc, parallelism);
+    }
+
+    /// Replaces every `x` in `xs` with `exp(x)`.
+    ///
+    /// The default calls [`Float::exp`] on each element. Implementations override it
+    /// only to dispatch to a vectorised `exp` of comparable accuracy.
+    #[doc(hidden)]
+    fn exp_in_place(xs: &mut [Self]) {
+        for x in xs {
+            *x = x.exp();
+        }
+    }
+}
+
+impl Scalar for f32 {
+    fn gemm(a: MatrixView<'_, f32>, b: MatrixView<'_, f32>, c: &mut [f32], ldc: usize, parallelism: Parallelism) {
+        matmul::gemm_f32(a, b, c, ldc, parallelism);
+    }
+
+    fn exp_in_place(xs: &mut [f32]) {
+        exp::exp_f32(xs);
+    }
+}
+
+impl Scalar for f64 {
+    fn gemm(a: MatrixView<'_, f64>, b: MatrixView<'_, f64>, c: &mut [f64], ldc: usize, parallelism: Parallelism) {
+        matmul::gemm_f64(a, b, c, ldc, parallelism);
+    }
+
+    fn exp_in_place(xs: &mut [f64]) {
+        exp::exp_f64(xs);
+    }
+}
+
+/// Converts a count to `T`, giving NaN where `T` cannot represent it.
+pub(crate) fn cast_usize<T: Float>(x: usize) -> T {
+    T::from(x).unwrap_or_else(T::nan)
+}
