@@ -38,6 +38,10 @@
 //!   number of threads.
 //! - Bad shapes return an [`Error`] that names them; nothing panics on caller input.
 
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod attention;
 mod error;
 mod exp;

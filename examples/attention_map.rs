@@ -1,0 +1,178 @@
+//! Runs one layer of all-MiniLM-L6-v2's self-attention on a committed sentence and
+//! shows where each token looks.
+//!
+//! ```text
+//! cargo run --release --example attention_map
+//! cargo run --release --example attention_map -- --sentence 1 --layer 5 --head 11 --token it
+//! ```
+//!
+//! The weights, inputs and reference outputs come from
+//! `tests/fixtures/minilm/minilm-attention.safetensors`; its README documents them.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::ExitCode;
+
+use common::{Fixture, MINILM_HEADS, max_abs_diff};
+use qkv::{Matrix, MultiHeadAttention, Projection};
+
+const USAGE: &str = "\
+usage: attention_map [--sentence S] [--layer L] [--head H] [--token T]
+
+Runs a layer of all-MiniLM-L6-v2 self-attention on a fixture sentence in float64,
+prints the token each token attends to most in every head, a bar chart of one
+head's weights for one token, and the largest difference from the reference.
+
+options:
+  --sentence S   fixture sentence, 0 or 1 (default 0)
+  --layer L      model layer, 0 or 5 (default 5)
+  --head H       head for the bar chart, 0 to 11 (default 11)
+  --token T      token for the bar chart (default: it)
+  -h, --help     print this message";
+
+/// Command-line settings.
+struct Options {
+    sentence: usize,
+    layer: usize,
+    head: usize,
+    token: String,
+}
+
+/// Parses the command line, returning a message for the user on bad input.
+fn parse_options(args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options { sentence: 0, layer: 5, head: 11, token: "it".to_string() };
+    let mut args = args.peekable();
+    while let Some(flag) = args.next() {
+        if flag == "-h" || flag == "--help" {
+            return Err(USAGE.to_string());
+        }
+        let value = args.next().ok_or_else(|| format!("missing value for {flag}\n\n{USAGE}"))?;
+        let number = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("invalid value {value:?} for {flag}: expected a whole number\n\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--sentence" => options.sentence = number()?,
+            "--layer" => options.layer = number()?,
+            "--head" => options.head = number()?,
+            "--token" => options.token = value.clone(),
+            _ => return Err(format!("unknown option {flag:?}\n\n{USAGE}")),
+        }
+    }
+
+    if options.sentence > 1 {
+        return Err(format!("invalid sentence {}: the fixture has sentences 0 and 1", options.sentence));
+    }
+    if options.layer != 0 && options.layer != 5 {
+        return Err(format!("invalid layer {}: the fixture has layers 0 and 5", options.layer));
+    }
+    if options.head >= MINILM_HEADS {
+        return Err(format!("invalid head {}: the model has heads 0 to {}", options.head, MINILM_HEADS - 1));
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let options = match parse_options(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(options: &Options) -> Result<(), String> {
+    let Options { sentence: s, layer: l, head, .. } = *options;
+    let fx = Fixture::load();
+    let tokens = fx.tokens(s);
+
+    let projection = |name: &str| {
+        let weight = fx.matrix::<f64>(&format!("layer{l}.W_{name}"));
+        let bias = fx.vector::<f64>(&format!("layer{l}.b_{name}"));
+        Projection::from_linear(weight, Some(bias)).map_err(|e| e.to_string())
+    };
+    let mha = MultiHeadAttention::new(projection("Q")?, projection("K")?, projection("V")?, MINILM_HEADS)
+        .map_err(|e| e.to_string())?;
+    let x: Matrix<f64> = fx.matrix(&format!("s{s}.layer{l}.attn_in.f64"));
+    let (context, weights) = mha.forward_with_weights(&x).map_err(|e| e.to_string())?;
+
+    println!("all-MiniLM-L6-v2, layer {l}, sentence {s}: {}", tokens.join(" "));
+    println!();
+    print_strongest(&tokens, &weights);
+
+    let Some(query) = tokens.iter().position(|t| *t == options.token) else {
+        return Err(format!("token {:?} is not in sentence {s}: {}", options.token, tokens.join(" ")));
+    };
+    println!();
+    println!("head {head}, weights of {:?} (token {query}):", options.token);
+    let row = weights[head].row(query).unwrap_or_default();
+    print_bars(&tokens, row);
+    if let Some((j, w)) = strongest_other(&tokens, row, query) {
+        println!("{:?} attends most to {:?} ({w:.4}), besides [CLS], [SEP] and itself", options.token, tokens[j]);
+    }
+
+    let (_, expected) = fx.tensor(&format!("s{s}.layer{l}.context.f64"));
+    let context_diff = max_abs_diff(&context, &expected);
+    let (_, probs) = fx.tensor(&format!("s{s}.layer{l}.probs.f64"));
+    let n = tokens.len();
+    let probs_diff = weights
+        .iter()
+        .enumerate()
+        .map(|(h, w)| max_abs_diff(w, &probs[h * n * n..(h + 1) * n * n]))
+        .fold(0.0, f64::max);
+    println!();
+    println!("largest difference from the PyTorch float64 reference:");
+    println!("  output (heads concatenated): {context_diff:.2e}");
+    println!("  attention weights:           {probs_diff:.2e}");
+    Ok(())
+}
+
+/// Prints, for every head, the token each token puts its largest weight on, leaving
+/// out `[CLS]`, `[SEP]` and the token itself (where most heads park weight).
+fn print_strongest(tokens: &[String], weights: &[Matrix<f64>]) {
+    let width = tokens.iter().map(|t| t.chars().count()).max().unwrap_or(0).max(5);
+    print!("{:>width$} ", "head");
+    for t in tokens {
+        print!(" {t:>width$}");
+    }
+    println!();
+    for (h, w) in weights.iter().enumerate() {
+        print!("{h:>width$} ");
+        for (i, row) in w.rows_iter().enumerate() {
+            let strongest = strongest_other(tokens, row, i).map_or("-", |(j, _)| tokens[j].as_str());
+            print!(" {strongest:>width$}");
+        }
+        println!();
+    }
+    println!("(each column is a token; each cell is the token it attends to most, besides [CLS], [SEP] and itself)");
+}
+
+/// Returns the key with the largest weight in `row`, and that weight, leaving out
+/// `[CLS]`, `[SEP]` and the query itself.
+fn strongest_other(tokens: &[String], row: &[f64], query: usize) -> Option<(usize, f64)> {
+    row.iter()
+        .copied()
+        .enumerate()
+        .filter(|&(j, _)| j != query && tokens[j] != "[CLS]" && tokens[j] != "[SEP]")
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// Prints one bar per key, its length proportional to the weight.
+fn print_bars(tokens: &[String], row: &[f64]) {
+    const BAR: usize = 50;
+    let width = tokens.iter().map(|t| t.chars().count()).max().unwrap_or(0);
+    for (token, &w) in tokens.iter().zip(row) {
+        let cells = (w * BAR as f64).round() as usize;
+        println!("  {token:>width$} {w:.4} {}", "█".repeat(cells));
+    }
+}
