@@ -1,5 +1,5 @@
-//! Small cases whose answers were computed independently of the crate, in float64, and
-//! are written here to ten significant digits.
+//! Small cases with expected values computed outside the crate, in float64 with NumPy
+//! 2.4, and written here to ten significant digits.
 
 use qkv::{
     Mask, Matrix, Projection, SelfAttention, log_softmax_in_place, scaled_dot_product_attention,
@@ -10,13 +10,13 @@ fn m(rows: &[&[f64]]) -> Matrix<f64> {
     Matrix::from_rows(rows).unwrap()
 }
 
-fn assert_close(actual: &Matrix<f64>, expected: &[&[f64]], tol: f64, what: &str) {
+fn assert_close(actual: &Matrix<f64>, expected: &[&[f64]], tol: f64, case: &str) {
     let expected = m(expected);
-    assert_eq!(actual.shape(), expected.shape(), "{what}: shape");
+    assert_eq!(actual.shape(), expected.shape(), "{case}: shape");
     for (i, (a_row, e_row)) in actual.rows_iter().zip(expected.rows_iter()).enumerate() {
         for (j, (a, e)) in a_row.iter().zip(e_row).enumerate() {
             let err = (a - e).abs();
-            assert!(err <= tol * e.abs().max(1e-300) || err <= tol, "{what}: ({i}, {j}) is {a}, expected {e}");
+            assert!(err <= tol * e.abs().max(1e-300) || err <= tol, "{case}: ({i}, {j}) is {a}, expected {e}");
         }
     }
 }

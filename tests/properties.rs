@@ -9,7 +9,7 @@ use qkv::{Mask, Matrix, Scalar, scaled_dot_product_attention, scaled_dot_product
 
 const CASES: u32 = 96;
 
-/// A `rows × cols` matrix of values in `-2..2`.
+/// Generates a `rows × cols` matrix of values in `-2..2`.
 fn matrix(rows: usize, cols: usize) -> impl Strategy<Value = Matrix<f64>> {
     prop::collection::vec(-2.0..2.0_f64, rows * cols).prop_map(move |data| Matrix::from_vec(rows, cols, data).unwrap())
 }
@@ -78,13 +78,14 @@ fn assert_attention<T: Scalar>(
     Ok(())
 }
 
-/// Q, K and V for one attention call: `q_len × d_k`, `k_len × d_k`, `k_len × d_v`.
+/// Generates Q, K and V for one attention call: `q_len × d_k`, `k_len × d_k` and
+/// `k_len × d_v`.
 fn qkv_inputs() -> impl Strategy<Value = (Matrix<f64>, Matrix<f64>, Matrix<f64>)> {
     (0..24usize, 0..24usize, 1..12usize, 0..10usize)
         .prop_flat_map(|(q_len, k_len, d_k, d_v)| (matrix(q_len, d_k), matrix(k_len, d_k), matrix(k_len, d_v)))
 }
 
-/// A mask of any kind that fits `q_len × k_len`.
+/// Generates a mask of any kind that fits `q_len × k_len`.
 fn mask(q_len: usize, k_len: usize) -> impl Strategy<Value = Mask> {
     prop_oneof![
         Just(Mask::None),
