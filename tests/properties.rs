@@ -189,8 +189,8 @@ proptest! {
         let q_perm = Matrix::from_fn(n, q.cols(), |i, j| q[(perm[i], j)]).unwrap();
         let out = scaled_dot_product_attention(&q, &k, &v, &Mask::None, None).unwrap();
         let out_perm = scaled_dot_product_attention(&q_perm, &k, &v, &Mask::None, None).unwrap();
-        for i in 0..n {
-            prop_assert_eq!(out_perm.row(i), out.row(perm[i]), "row {} (from {})", i, perm[i]);
+        for (i, &from) in perm.iter().enumerate() {
+            prop_assert_eq!(out_perm.row(i), out.row(from), "row {} (from {})", i, from);
         }
 
         let kn = k.rows();
