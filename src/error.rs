@@ -167,6 +167,38 @@ pub enum Error {
     /// A score scale is zero, negative, infinite or NaN.
     #[error("scale must be finite and positive, got {0}")]
     InvalidScale(f64),
+
+    /// The key/value head count does not divide the query head count.
+    #[error("{n_kv_heads} key/value heads do not divide {n_heads} query heads")]
+    KvHeadsDivide {
+        /// Number of query heads.
+        n_heads: usize,
+        /// Number of key/value heads.
+        n_kv_heads: usize,
+    },
+
+    /// The key and value projections of a cross-attention layer take inputs of
+    /// different widths, so they cannot read the same memory rows.
+    #[error("key projection input width {key} does not match value projection input width {value}")]
+    KeyValueInputs {
+        /// `d_in` of the key projection.
+        key: usize,
+        /// `d_in` of the value projection.
+        value: usize,
+    },
+
+    /// Projected keys or values passed to a layer have a width other than the one it
+    /// projects.
+    #[error("{what} width {found} does not match the layer's {what} width {expected}")]
+    KvWidth {
+        /// Which rows: `key` or `value`.
+        what: &'static str,
+        /// Width the layer projects, `n_kv_heads · d_head` for keys and
+        /// `n_kv_heads · d_head_v` for values.
+        expected: usize,
+        /// Column count of the rows that were passed.
+        found: usize,
+    },
 }
 
 /// `std::result::Result` with this crate's [`Error`].
