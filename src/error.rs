@@ -168,6 +168,29 @@ pub enum Error {
     #[error("scale must be finite and positive, got {0}")]
     InvalidScale(f64),
 
+    /// A key/value cache has no room for the tokens of a step.
+    #[error("key/value cache of capacity {capacity} is full: {len} rows are used, so {new} more do not fit")]
+    CacheFull {
+        /// Rows the cache was built with.
+        capacity: usize,
+        /// Rows in use before the step.
+        len: usize,
+        /// Rows the step tried to append.
+        new: usize,
+    },
+
+    /// A key/value cache's row width differs from the width the layer projects.
+    #[error("cache {what} width {found} does not match the layer's {what} width {expected}")]
+    CacheWidth {
+        /// Which rows: `key` or `value`.
+        what: &'static str,
+        /// Width the layer projects, `n_kv_heads · d_head` for keys and
+        /// `n_kv_heads · d_head_v` for values.
+        expected: usize,
+        /// Width of the cache's rows.
+        found: usize,
+    },
+
     /// The key/value head count does not divide the query head count.
     #[error("{n_kv_heads} key/value heads do not divide {n_heads} query heads")]
     KvHeadsDivide {
@@ -175,6 +198,15 @@ pub enum Error {
         n_heads: usize,
         /// Number of key/value heads.
         n_kv_heads: usize,
+    },
+
+    /// A sliding-window cache has fewer rows than its window.
+    #[error("sliding window of {window} keys does not fit a cache of capacity {capacity}")]
+    WindowCapacity {
+        /// Keys each query sees.
+        window: usize,
+        /// Rows the cache was built with.
+        capacity: usize,
     },
 
     /// The key and value projections of a cross-attention layer take inputs of
