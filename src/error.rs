@@ -231,6 +231,15 @@ pub enum Error {
         /// Column count of the rows that were passed.
         found: usize,
     },
+
+    /// One sequence of a batch failed its checks.
+    #[error("sequence {index} of the batch: {source}")]
+    BatchItem {
+        /// Position of the sequence in the batch.
+        index: usize,
+        /// What was wrong with it.
+        source: Box<Error>,
+    },
 }
 
 /// `std::result::Result` with this crate's [`Error`].

@@ -1,6 +1,7 @@
 //! Scaled dot-product attention: the free functions for callers who already have Q, K
 //! and V, and [`SelfAttention`], which projects them from token rows first.
 
+pub(crate) mod batch;
 pub(crate) mod cache;
 pub(crate) mod cross;
 pub(crate) mod decode;
