@@ -307,3 +307,21 @@ fn cache_holds_projected_keys_and_values() {
     assert_close(&cache.keys().to_matrix(), &keys, 1e-14, "cached keys");
     assert_close(&cache.values().to_matrix(), &values, 1e-14, "cached values");
 }
+
+#[test]
+fn truncated_cache_redecodes_identically() {
+    let layer = small_layer();
+    let x = Matrix::from_fn(6, 6, |i, j| ((2 * i + j) as f64 / 3.0).sin()).unwrap();
+    let other = Matrix::from_fn(2, 6, |i, j| ((i + j) as f64).cos()).unwrap();
+    let mut cache = layer.kv_cache(6).unwrap();
+    layer.forward_cached(&rows(&x, 0, 4), &mut cache).unwrap();
+
+    // Decode two tokens that are then rejected, and take them back.
+    layer.forward_cached(&other, &mut cache).unwrap();
+    cache.truncate(4);
+    assert_eq!((cache.len(), cache.next_position()), (4, 4));
+
+    let out = layer.forward_cached(&rows(&x, 4, 6), &mut cache).unwrap();
+    let full = layer.forward_masked(&x, &Mask::Causal).unwrap();
+    assert_rows_identical(&out, &full, 4, "after truncation");
+}

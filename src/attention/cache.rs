@@ -181,6 +181,27 @@ impl<T: Scalar> KvCache<T> {
         self.dropped = 0;
     }
 
+    /// Drops the newest cached tokens so that at most `len` remain, as
+    /// [`Vec::truncate`] does; a `len` at or above [`KvCache::len`] changes nothing.
+    ///
+    /// A decoder uses it to take back tokens it rejects, such as unaccepted draft
+    /// tokens in speculative decoding. The next step continues at position
+    /// [`KvCache::next_position`], which moves back by the number of dropped tokens.
+    ///
+    /// ```
+    /// # use qkv::{Matrix, MultiHeadAttention, Projection};
+    /// # let p = || Projection::new(Matrix::<f32>::zeros(4, 4).unwrap(), None).unwrap();
+    /// let mha = MultiHeadAttention::new(p(), p(), p(), 2)?;
+    /// let mut cache = mha.kv_cache(8)?;
+    /// mha.forward_cached(&Matrix::zeros(5, 4)?, &mut cache)?;
+    /// cache.truncate(3);
+    /// assert_eq!((cache.len(), cache.next_position()), (3, 3));
+    /// # Ok::<(), qkv::Error>(())
+    /// ```
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     /// Returns [`Error::CacheWidth`] unless the rows are `key_width` and `value_width`
     /// wide.
     pub(super) fn check_widths(&self, key_width: usize, value_width: usize) -> Result<()> {
