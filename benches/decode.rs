@@ -3,7 +3,7 @@
 //!
 //! The layer has 12 heads of width 64 (`d_model = 768`, as in GPT-2 small) in `f32`,
 //! without an output projection. `cached/L` times one step that appends token `L` to a
-//! cache of `L − 1` tokens and attends over all `L`; `full_forward/L` times the full
+//! cache of `L − 1` tokens and attends over all `L`. `full_forward/L` times the full
 //! causal forward over `L` tokens, which a decoder without a cache runs for each step.
 //! The full forward is measured up to `FULL_FORWARD_MAX` tokens because it grows
 //! quadratically; set `QKV_BENCH_FULL_MAX` to measure it further.
@@ -49,8 +49,8 @@ fn decode_step(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode_step_12x64_f32");
     group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
 
-    // One prefill serves every size: a cache truncated to L − 1 tokens holds what a
-    // prefill of those tokens would, so the sizes run from the largest down.
+    // One prefill serves every size, because a cache truncated to L − 1 tokens contains
+    // what a prefill of those tokens would. So the sizes run from the largest down.
     let mut cache = layer.kv_cache(max_len).unwrap();
     layer.forward_cached(&tokens.view().row_range(0..max_len - 1).unwrap().to_matrix(), &mut cache).unwrap();
 

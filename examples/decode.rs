@@ -23,7 +23,7 @@ const D_HEAD: usize = D_MODEL / N_HEADS;
 const PROMPT_LEN: usize = 24;
 const NEW_TOKENS: usize = 32;
 
-/// A xorshift64 generator; good enough for weights that only need to look random.
+/// A xorshift64 generator, good enough for weights that only need to look random.
 struct XorShift(u64);
 
 impl XorShift {

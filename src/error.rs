@@ -182,7 +182,7 @@ pub enum Error {
     /// A key/value cache's row width differs from the width the layer projects.
     #[error("cache {what} width {found} does not match the layer's {what} width {expected}")]
     CacheWidth {
-        /// Which rows: `key` or `value`.
+        /// Kind of row: `key` or `value`.
         what: &'static str,
         /// Width the layer projects, `n_kv_heads · d_head` for keys and
         /// `n_kv_heads · d_head_v` for values.
@@ -203,7 +203,7 @@ pub enum Error {
     /// A sliding-window cache has fewer rows than its window.
     #[error("sliding window of {window} keys does not fit a cache of capacity {capacity}")]
     WindowCapacity {
-        /// Keys each query sees.
+        /// Number of most recent positions each query attends to, its own included.
         window: usize,
         /// Rows the cache was built with.
         capacity: usize,
@@ -223,7 +223,7 @@ pub enum Error {
     /// projects.
     #[error("{what} width {found} does not match the layer's {what} width {expected}")]
     KvWidth {
-        /// Which rows: `key` or `value`.
+        /// Kind of row: `key` or `value`.
         what: &'static str,
         /// Width the layer projects, `n_kv_heads · d_head` for keys and
         /// `n_kv_heads · d_head_v` for values.
@@ -237,7 +237,7 @@ pub enum Error {
     BatchItem {
         /// Position of the sequence in the batch.
         index: usize,
-        /// What was wrong with it.
+        /// The error the sequence failed with.
         source: Box<Error>,
     },
 }

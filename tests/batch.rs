@@ -1,5 +1,5 @@
 //! Batches: several sequences of different lengths, each with its own mask or cache, in
-//! one call spread over threads; each result bit-identical to a call of its own.
+//! one call spread over threads. Each result must be bit-identical to a call of its own.
 
 mod common;
 mod decode_support;
@@ -17,7 +17,7 @@ const SETTINGS: [Parallelism; 4] = [
     Parallelism::Auto,
 ];
 
-/// A layer large enough that a batch of a few dozen tokens is spread over threads.
+/// Builds a layer large enough that a batch of a few dozen tokens is spread over threads.
 fn layer(rng: &mut Rng, layout: (usize, usize)) -> (LayerWeights, MultiHeadAttention<f64>) {
     let weights = LayerWeights::random(rng, layout, 16, 16, 4, 3, Some(8));
     let layer = weights.self_attention();

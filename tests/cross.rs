@@ -1,5 +1,5 @@
-//! Cross-attention: queries from one sequence over keys and values of another, with
-//! key-validity masks, against the float64 reference; and its shape errors.
+//! Cross-attention, with queries from one sequence over keys and values of another
+//! under key-validity masks, against the float64 reference. Also its shape errors.
 
 mod common;
 mod decode_support;
@@ -81,7 +81,7 @@ proptest! {
     }
 }
 
-/// A cross layer with 2 query heads of width 2 over 1 key/value head, decoder width 4
+/// Builds a cross layer with 2 query heads of width 2 over 1 key/value head, decoder width 4
 /// and memory width 6.
 fn layer() -> MultiHeadAttention<f64> {
     let mut rng = Rng::new(3);

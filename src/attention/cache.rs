@@ -144,7 +144,7 @@ impl<T: Scalar> KvCache<T> {
     /// Returns the sequence position of the next token: the number of tokens appended
     /// since the cache was created or cleared, including those the window dropped.
     ///
-    /// Cached row `r` holds position `next_position() − len() + r`.
+    /// Cached row `r` is the token at position `next_position() − len() + r`.
     #[must_use]
     pub fn next_position(&self) -> usize {
         self.dropped + self.len
@@ -182,7 +182,7 @@ impl<T: Scalar> KvCache<T> {
     }
 
     /// Drops the newest cached tokens so that at most `len` remain, as
-    /// [`Vec::truncate`] does; a `len` at or above [`KvCache::len`] changes nothing.
+    /// [`Vec::truncate`] does. A `len` at or above [`KvCache::len`] changes nothing.
     ///
     /// A decoder uses it to take back tokens it rejects, such as unaccepted draft
     /// tokens in speculative decoding. The next step continues at position
@@ -268,7 +268,7 @@ impl<T: Scalar> KvCache<T> {
     }
 }
 
-/// Returns rows `range` of `buffer`; the cache invariant keeps them within it.
+/// Returns rows `range` of `buffer`, which the cache invariant keeps within it.
 fn rows_of<T: Copy>(buffer: &Matrix<T>, range: Range<usize>) -> MatrixView<'_, T> {
     buffer.view().row_range(range).expect("cached rows lie within the buffer")
 }

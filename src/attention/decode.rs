@@ -95,6 +95,8 @@ impl<T: Scalar> MultiHeadAttention<T> {
         parallelism: Parallelism,
     ) -> Result<Matrix<T>> {
         let n = x.rows();
+        // TODO: models with rotary position embeddings rotate Q and K between the
+        // projection and the cache. That needs a hook here, fed by `next_position`.
         let q = self.query.forward_view(x.view(), parallelism)?;
         let k = self.key.forward_view(x.view(), parallelism)?;
         let v = self.value.forward_view(x.view(), parallelism)?;
@@ -102,8 +104,11 @@ impl<T: Scalar> MultiHeadAttention<T> {
 
         // A plain cache has room for the whole step, which check_room ensured. A
         // sliding-window cache takes it in parts that fit beside the `window − 1` keys
-        // the first token of each part still sees; each query row is computed on its
+        // the first token of each part still sees. Each query row is computed on its
         // own, so splitting does not change the result.
+        // NOTE: a sliding-window step reads keys from `window − 1` positions before its
+        // first query, not from position 0 as the full forward does. Its outputs stay
+        // bit-identical only while the kernel's sums do not depend on that start.
         let part_len = cache.max_append().max(1);
         let mut concat = Vec::new();
         for start in (0..n).step_by(part_len) {

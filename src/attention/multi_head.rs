@@ -24,6 +24,11 @@ use crate::scalar::Scalar;
 /// `h / (n_heads / n_kv_heads)` in place, without copying it. One key/value head gives
 /// multi-query attention.
 ///
+/// Besides the full forward, a layer decodes incrementally over a
+/// [`KvCache`](crate::KvCache) ([`MultiHeadAttention::forward_cached`]), attends
+/// from one sequence to another ([`MultiHeadAttention::cross`]), and runs batches of
+/// sequences of different lengths ([`MultiHeadAttention::forward_batch`]).
+///
 /// ```
 /// use qkv::{Matrix, MultiHeadAttention, Projection};
 ///
@@ -125,7 +130,7 @@ impl<T: Scalar> MultiHeadAttention<T> {
         Self::from_parts(query, key, value, n_heads, n_kv_heads)
     }
 
-    /// Checks the head widths and builds the layer; the caller has checked the head
+    /// Checks the head widths and builds the layer. The caller has checked the head
     /// counts and the projections' input widths.
     pub(super) fn from_parts(
         query: Projection<T>,
@@ -211,9 +216,10 @@ impl<T: Scalar> MultiHeadAttention<T> {
         self.n_heads
     }
 
-    /// Returns the number of key/value heads, `n_kv_heads`; it equals
-    /// [`MultiHeadAttention::n_heads`] unless the layer was built with
-    /// [`MultiHeadAttention::grouped`].
+    /// Returns the number of key/value heads, `n_kv_heads`.
+    ///
+    /// It equals [`MultiHeadAttention::n_heads`] unless the layer was built with
+    /// [`MultiHeadAttention::grouped`] or [`MultiHeadAttention::cross`].
     #[must_use]
     pub fn n_kv_heads(&self) -> usize {
         self.n_kv_heads

@@ -34,7 +34,7 @@ impl Rng {
         (2.0 * unit - 1.0) as f32 as f64
     }
 
-    /// Returns an integer in `0..n`; `n` must be positive.
+    /// Returns an integer in `0..n`, for a positive `n`.
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
     }
