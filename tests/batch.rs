@@ -126,3 +126,21 @@ fn cached_batch_error_leaves_caches_unchanged() {
     assert_eq!(roomy, roomy_before);
     assert_eq!(tight, tight_before);
 }
+
+#[test]
+fn cross_layer_batch_is_rejected() {
+    // Memory rows of width 12 differ from query rows of width 16, so self-attention
+    // fails for every sequence, and the cache stays empty.
+    let cross: MultiHeadAttention<f64> =
+        LayerWeights::random(&mut Rng::new(4), (2, 1), 16, 12, 4, 4, None).cross_attention();
+    let x = Matrix::zeros(2, 16).unwrap();
+    let mut cache = cross.kv_cache(4).unwrap();
+
+    let err = cross.forward_cached_batch(&mut [(&x, &mut cache)]).unwrap_err();
+    let inner = Error::InputWidth { expected: 12, found: 16 };
+    assert_eq!(err, Error::BatchItem { index: 0, source: Box::new(inner.clone()) });
+    assert!(cache.is_empty());
+
+    let err = cross.forward_batch(&[(&x, &Mask::None)]).unwrap_err();
+    assert_eq!(err, Error::BatchItem { index: 0, source: Box::new(inner) });
+}

@@ -3,7 +3,7 @@
 
 use crate::attention::cache::KvCache;
 use crate::attention::multi_head::MultiHeadAttention;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::matrix::Matrix;
 use crate::parallel::Parallelism;
 use crate::scalar::Scalar;
@@ -13,7 +13,7 @@ impl<T: Scalar> MultiHeadAttention<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::ShapeOverflow`] when `capacity` times a row width overflows `usize`.
+    /// [`Error::ShapeOverflow`](crate::Error::ShapeOverflow) when `capacity` times a row width overflows `usize`.
     ///
     /// ```
     /// # use qkv::{Matrix, MultiHeadAttention, Projection};
@@ -44,9 +44,12 @@ impl<T: Scalar> MultiHeadAttention<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::InputWidth`] when `x.cols() != d_model`, [`Error::CacheWidth`] when the
-    /// cache rows do not have the layer's key and value widths, and
-    /// [`Error::CacheFull`] when a cache without a sliding window has no room for `n`
+    /// [`Error::InputWidth`](crate::Error::InputWidth) when `x.cols() != d_model`, or
+    /// when a layer built with [`MultiHeadAttention::cross`] reads memory rows of
+    /// another width. [`Error::CacheWidth`](crate::Error::CacheWidth) when the cache rows
+    /// do not have the layer's key and value widths, and
+    /// [`Error::CacheFull`](crate::Error::CacheFull) when a cache without a sliding
+    /// window has no room for `n`
     /// more tokens. On error the cache is unchanged.
     ///
     /// ```
@@ -80,9 +83,7 @@ impl<T: Scalar> MultiHeadAttention<T> {
     /// Returns the errors [`MultiHeadAttention::forward_cached`] documents for `x` and
     /// `cache`.
     pub(super) fn check_step(&self, x: &Matrix<T>, cache: &KvCache<T>) -> Result<()> {
-        if x.cols() != self.d_model() {
-            return Err(Error::InputWidth { expected: self.d_model(), found: x.cols() });
-        }
+        self.check_self_input(x)?;
         cache.check_widths(self.key_width(), self.value_width())?;
         cache.check_room(x.rows())
     }

@@ -330,10 +330,20 @@ impl<T: Scalar> MultiHeadAttention<T> {
     /// Returns [`Error::InputWidth`] unless `x` is `n × d_model`, and the errors of
     /// [`Mask::check`] unless `mask` fits `n × n`.
     pub(super) fn check_input(&self, x: &Matrix<T>, mask: &Mask) -> Result<()> {
-        if x.cols() != self.d_model() {
-            return Err(Error::InputWidth { expected: self.d_model(), found: x.cols() });
-        }
+        self.check_self_input(x)?;
         mask.check(x.rows(), x.rows())
+    }
+
+    /// Returns [`Error::InputWidth`] unless every projection reads rows as wide as `x`,
+    /// which fails for a cross-attention layer whose memory is wider or narrower than
+    /// its queries.
+    pub(super) fn check_self_input(&self, x: &Matrix<T>) -> Result<()> {
+        for expected in [self.query.d_in(), self.key.d_in()] {
+            if x.cols() != expected {
+                return Err(Error::InputWidth { expected, found: x.cols() });
+            }
+        }
+        Ok(())
     }
 
     /// Runs self-attention on `x`, which [`Self::check_input`] has accepted with `mask`.
