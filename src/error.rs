@@ -167,6 +167,79 @@ pub enum Error {
     /// A score scale is zero, negative, infinite or NaN.
     #[error("scale must be finite and positive, got {0}")]
     InvalidScale(f64),
+
+    /// A key/value cache has no room for the tokens of a step.
+    #[error("key/value cache of capacity {capacity} is full: {len} rows are used, so {new} more do not fit")]
+    CacheFull {
+        /// Rows the cache was built with.
+        capacity: usize,
+        /// Rows in use before the step.
+        len: usize,
+        /// Rows the step tried to append.
+        new: usize,
+    },
+
+    /// A key/value cache's row width differs from the width the layer projects.
+    #[error("cache {what} width {found} does not match the layer's {what} width {expected}")]
+    CacheWidth {
+        /// Kind of row: `key` or `value`.
+        what: &'static str,
+        /// Width the layer projects, `n_kv_heads · d_head` for keys and
+        /// `n_kv_heads · d_head_v` for values.
+        expected: usize,
+        /// Width of the cache's rows.
+        found: usize,
+    },
+
+    /// The key/value head count does not divide the query head count.
+    #[error("{n_kv_heads} key/value heads do not divide {n_heads} query heads")]
+    KvHeadsDivide {
+        /// Number of query heads.
+        n_heads: usize,
+        /// Number of key/value heads.
+        n_kv_heads: usize,
+    },
+
+    /// A sliding-window cache has fewer rows than its window.
+    #[error("sliding window of {window} keys does not fit a cache of capacity {capacity}")]
+    WindowCapacity {
+        /// Number of most recent positions each query attends to, its own included.
+        window: usize,
+        /// Rows the cache was built with.
+        capacity: usize,
+    },
+
+    /// The key and value projections of a cross-attention layer take inputs of
+    /// different widths, so they cannot read the same memory rows.
+    #[error("key projection input width {key} does not match value projection input width {value}")]
+    KeyValueInputs {
+        /// `d_in` of the key projection.
+        key: usize,
+        /// `d_in` of the value projection.
+        value: usize,
+    },
+
+    /// Projected keys or values passed to a layer have a width other than the one it
+    /// projects.
+    #[error("{what} width {found} does not match the layer's {what} width {expected}")]
+    KvWidth {
+        /// Kind of row: `key` or `value`.
+        what: &'static str,
+        /// Width the layer projects, `n_kv_heads · d_head` for keys and
+        /// `n_kv_heads · d_head_v` for values.
+        expected: usize,
+        /// Column count of the rows that were passed.
+        found: usize,
+    },
+
+    /// One sequence of a batch failed its checks.
+    #[error("sequence {index} of the batch: {source}")]
+    BatchItem {
+        /// Position of the sequence in the batch.
+        index: usize,
+        /// The error the sequence failed with.
+        source: Box<Error>,
+    },
 }
 
 /// `std::result::Result` with this crate's [`Error`].

@@ -53,7 +53,8 @@ mod scalar;
 mod softmax;
 
 pub use attention::{
-    Mask, MultiHeadAttention, SelfAttention, scaled_dot_product_attention, scaled_dot_product_attention_weights,
+    KvCache, Mask, MultiHeadAttention, SelfAttention, scaled_dot_product_attention,
+    scaled_dot_product_attention_weights,
 };
 pub use error::{Error, Result};
 pub use matrix::{Matrix, MatrixView};

@@ -1,6 +1,10 @@
 //! Scaled dot-product attention: the free functions for callers who already have Q, K
 //! and V, and [`SelfAttention`], which projects them from token rows first.
 
+pub(crate) mod batch;
+pub(crate) mod cache;
+pub(crate) mod cross;
+pub(crate) mod decode;
 pub(crate) mod kernel;
 pub(crate) mod mask;
 pub(crate) mod multi_head;
@@ -11,6 +15,7 @@ use crate::parallel::Parallelism;
 use crate::projection::Projection;
 use crate::scalar::{Scalar, cast_usize};
 
+pub use cache::KvCache;
 pub use mask::Mask;
 pub use multi_head::MultiHeadAttention;
 
