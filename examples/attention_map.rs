@@ -28,7 +28,8 @@ options:
   --sentence S   fixture sentence, 0 or 1 (default 0)
   --layer L      model layer, 0 or 5 (default 5)
   --head H       head for the bar chart, 0 to 11 (default 11)
-  --token T      token for the bar chart (default: it)
+  --token T      token for the bar chart: a word (its first occurrence, any
+                 case) or a position counted from 0 (default: it)
   -h, --help     print this message";
 
 /// Command-line settings.
@@ -39,45 +40,76 @@ struct Options {
     token: String,
 }
 
-/// Parses the command line, returning a message for the user on bad input.
-fn parse_options(args: impl Iterator<Item = String>) -> Result<Options, String> {
+/// The outcome of parsing the command line when it is not a set of options to run.
+enum Exit {
+    /// `--help` was given: print the usage and exit successfully.
+    Help,
+    /// The command line was invalid: print the message and exit with status 2.
+    Invalid(String),
+}
+
+/// Parses the command line; each option takes a value, as `--head 3` or `--head=3`.
+fn parse_options(args: impl Iterator<Item = String>) -> Result<Options, Exit> {
+    let invalid = |message: String| Exit::Invalid(format!("{message}\n\n{USAGE}"));
     let mut options = Options { sentence: 0, layer: 5, head: 11, token: "it".to_string() };
     let mut args = args.peekable();
-    while let Some(flag) = args.next() {
-        if flag == "-h" || flag == "--help" {
-            return Err(USAGE.to_string());
+
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            return Err(Exit::Help);
         }
-        let value = args.next().ok_or_else(|| format!("missing value for {flag}\n\n{USAGE}"))?;
+        let (flag, inline_value) = match arg.split_once('=') {
+            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
+            None => (arg.clone(), None),
+        };
+        if !["--sentence", "--layer", "--head", "--token"].contains(&flag.as_str()) {
+            return Err(invalid(format!("unknown option {arg:?}")));
+        }
+        let Some(value) = inline_value.or_else(|| args.next()) else {
+            return Err(invalid(format!("missing value for {flag}")));
+        };
         let number = || {
             value
                 .parse::<usize>()
-                .map_err(|_| format!("invalid value {value:?} for {flag}: expected a whole number\n\n{USAGE}"))
+                .map_err(|_| invalid(format!("invalid value {value:?} for {flag}: expected a whole number")))
         };
         match flag.as_str() {
             "--sentence" => options.sentence = number()?,
             "--layer" => options.layer = number()?,
             "--head" => options.head = number()?,
-            "--token" => options.token = value.clone(),
-            _ => return Err(format!("unknown option {flag:?}\n\n{USAGE}")),
+            _ => options.token = value.clone(),
         }
     }
 
     if options.sentence > 1 {
-        return Err(format!("invalid sentence {}: the fixture has sentences 0 and 1", options.sentence));
+        return Err(invalid(format!("invalid sentence {}: the fixture has sentences 0 and 1", options.sentence)));
     }
     if options.layer != 0 && options.layer != 5 {
-        return Err(format!("invalid layer {}: the fixture has layers 0 and 5", options.layer));
+        return Err(invalid(format!("invalid layer {}: the fixture has layers 0 and 5", options.layer)));
     }
     if options.head >= MINILM_HEADS {
-        return Err(format!("invalid head {}: the model has heads 0 to {}", options.head, MINILM_HEADS - 1));
+        return Err(invalid(format!("invalid head {}: the model has heads 0 to {}", options.head, MINILM_HEADS - 1)));
     }
     Ok(options)
+}
+
+/// Returns the position of `token` in `tokens`: a number is a position, and a word
+/// matches its first occurrence, ignoring case.
+fn find_token(tokens: &[String], token: &str) -> Option<usize> {
+    if let Ok(position) = token.parse::<usize>() {
+        return (position < tokens.len()).then_some(position);
+    }
+    tokens.iter().position(|t| t.eq_ignore_ascii_case(token))
 }
 
 fn main() -> ExitCode {
     let options = match parse_options(std::env::args().skip(1)) {
         Ok(options) => options,
-        Err(message) => {
+        Err(Exit::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(Exit::Invalid(message)) => {
             eprintln!("{message}");
             return ExitCode::from(2);
         }
@@ -95,6 +127,14 @@ fn run(options: &Options) -> Result<(), String> {
     let Options { sentence: s, layer: l, head, .. } = *options;
     let fx = Fixture::load();
     let tokens = fx.tokens(s);
+    let Some(query) = find_token(&tokens, &options.token) else {
+        let numbered: Vec<String> = tokens.iter().enumerate().map(|(i, t)| format!("{i}:{t}")).collect();
+        return Err(format!(
+            "token {:?} is not in sentence {s}; pick a word or a position from {}",
+            options.token,
+            numbered.join(" ")
+        ));
+    };
 
     let projection = |name: &str| {
         let weight = fx.matrix::<f64>(&format!("layer{l}.W_{name}"));
@@ -110,15 +150,12 @@ fn run(options: &Options) -> Result<(), String> {
     println!();
     print_strongest(&tokens, &weights);
 
-    let Some(query) = tokens.iter().position(|t| *t == options.token) else {
-        return Err(format!("token {:?} is not in sentence {s}: {}", options.token, tokens.join(" ")));
-    };
     println!();
-    println!("head {head}, weights of {:?} (token {query}):", options.token);
+    println!("head {head}, weights of {:?} (token {query}):", tokens[query]);
     let row = weights[head].row(query).unwrap_or_default();
     print_bars(&tokens, row);
     if let Some((j, w)) = strongest_other(&tokens, row, query) {
-        println!("{:?} attends most to {:?} ({w:.4}), besides [CLS], [SEP] and itself", options.token, tokens[j]);
+        println!("{:?} attends most to {:?} ({w:.4}), besides [CLS], [SEP] and itself", tokens[query], tokens[j]);
     }
 
     let (_, expected) = fx.tensor(&format!("s{s}.layer{l}.context.f64"));

@@ -169,7 +169,9 @@ pub enum Error {
     InvalidScale(f64),
 
     /// A key/value cache has no room for the tokens of a step.
-    #[error("key/value cache of capacity {capacity} is full: {len} rows are used, so {new} more do not fit")]
+    #[error(
+        "key/value cache is full: {len} of {capacity} rows are in use and the step adds {new}; build the cache with a larger capacity or a sliding window"
+    )]
     CacheFull {
         /// Rows the cache was built with.
         capacity: usize,

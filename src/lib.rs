@@ -36,7 +36,9 @@
 //!   score makes its row NaN.
 //! - A row's result does not depend on the other rows computed with it, nor on the
 //!   number of threads.
-//! - Bad shapes return an [`Error`] that names them; nothing panics on caller input.
+//! - Bad shapes return an [`Error`] that names them. The one panic on caller input is
+//!   `Matrix`'s `Index` out of bounds, as with slices; [`Matrix::get`] is the checked
+//!   form.
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -11,10 +11,10 @@ use crate::parallel::Parallelism;
 
 /// A floating-point element type the kernels can run on.
 ///
-/// `f32` and `f64` implement it with SIMD kernels where the CPU has them. Any other
-/// [`num_traits::Float`] type (for example `half::bf16` with its `num-traits` feature)
-/// can implement it with an empty `impl` and runs the portable kernels. Sums are
-/// accumulated in `Self`.
+/// `f32` and `f64` implement it. A float type defined in your own crate that
+/// implements [`num_traits::Float`] can implement it with an empty `impl` and runs the
+/// portable kernels. Rust's orphan rule keeps a crate from implementing it for a type
+/// of a third crate, such as `half::bf16`. Sums are accumulated in `Self`.
 ///
 /// ```
 /// use qkv::{Matrix, Scalar};

@@ -197,7 +197,10 @@ fn cache_full_names_capacity() {
 
     let err = layer.forward_cached(&rows(&x, 3, 5), &mut cache).unwrap_err();
     assert_eq!(err, Error::CacheFull { capacity: 4, len: 3, new: 2 });
-    assert_eq!(err.to_string(), "key/value cache of capacity 4 is full: 3 rows are used, so 2 more do not fit");
+    assert_eq!(
+        err.to_string(),
+        "key/value cache is full: 3 of 4 rows are in use and the step adds 2; build the cache with a larger capacity or a sliding window"
+    );
 }
 
 #[test]

@@ -18,9 +18,10 @@ use crate::scalar::Scalar;
 /// A decoder with several layers keeps one cache per layer.
 ///
 /// A plain cache keeps every token and rejects a step that does not fit with
-/// [`Error::CacheFull`]. A cache built with [`KvCache::with_sliding_window`] keeps
-/// the last `window` tokens instead, and each query sees only the last `window`
-/// positions, itself included, as sliding-window attention models do.
+/// [`Error::CacheFull`]. A cache built with [`KvCache::with_sliding_window`] never
+/// fills up: it holds at least the last `window` tokens (up to `capacity`, dropping all
+/// but the last `window − 1` when the buffer is full), and each query sees only the
+/// last `window` positions, itself included, as sliding-window attention models do.
 ///
 /// The cached keys stay in sequence order: when a sliding-window cache is full, it moves
 /// the last `window − 1` rows to the front of its buffers rather than wrapping around as
@@ -80,8 +81,9 @@ impl<T: Scalar> KvCache<T> {
         })
     }
 
-    /// Turns the cache into a sliding window that keeps the last `window` tokens and
-    /// lets each query see only the last `window` positions, itself included.
+    /// Turns the cache into a sliding window that holds at least the last `window`
+    /// tokens and lets each query see only the last `window` positions, itself
+    /// included.
     ///
     /// # Errors
     ///
@@ -189,8 +191,8 @@ impl<T: Scalar> KvCache<T> {
     /// [`KvCache::next_position`], which moves back by the number of dropped tokens.
     ///
     /// ```
-    /// # use qkv::{Matrix, MultiHeadAttention, Projection};
-    /// # let p = || Projection::new(Matrix::<f32>::zeros(4, 4).unwrap(), None).unwrap();
+    /// use qkv::{Matrix, MultiHeadAttention, Projection};
+    /// let p = || Projection::new(Matrix::<f32>::zeros(4, 4).unwrap(), None).unwrap();
     /// let mha = MultiHeadAttention::new(p(), p(), p(), 2)?;
     /// let mut cache = mha.kv_cache(8)?;
     /// mha.forward_cached(&Matrix::zeros(5, 4)?, &mut cache)?;

@@ -126,8 +126,8 @@ impl<T: Scalar> MultiHeadAttention<T> {
     /// differ, and the errors of [`Mask::check`] when `mask` does not fit `n × m`.
     ///
     /// ```
-    /// # use qkv::{Mask, Matrix, MultiHeadAttention, Projection};
-    /// # let p = |d_in| Projection::new(Matrix::<f32>::zeros(d_in, 4).unwrap(), None).unwrap();
+    /// use qkv::{Mask, Matrix, MultiHeadAttention, Projection};
+    /// let p = |d_in| Projection::new(Matrix::<f32>::zeros(d_in, 4).unwrap(), None).unwrap();
     /// let cross = MultiHeadAttention::cross(p(4), p(6), p(6), 2, 2)?;
     /// let x = Matrix::zeros(3, 4)?;
     /// let err = cross.forward_cross_kv(&x, &Matrix::zeros(5, 4)?, &Matrix::zeros(4, 4)?, &Mask::None).unwrap_err();

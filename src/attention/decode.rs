@@ -16,8 +16,8 @@ impl<T: Scalar> MultiHeadAttention<T> {
     /// [`Error::ShapeOverflow`](crate::Error::ShapeOverflow) when `capacity` times a row width overflows `usize`.
     ///
     /// ```
-    /// # use qkv::{Matrix, MultiHeadAttention, Projection};
-    /// # let p = |d_out| Projection::new(Matrix::<f32>::zeros(16, d_out).unwrap(), None).unwrap();
+    /// use qkv::{Matrix, MultiHeadAttention, Projection};
+    /// let p = |d_out| Projection::new(Matrix::<f32>::zeros(16, d_out).unwrap(), None).unwrap();
     /// let gqa = MultiHeadAttention::grouped(p(16), p(8), p(8), 4, 2)?;
     /// let cache = gqa.kv_cache(128)?;
     /// assert_eq!((cache.capacity(), cache.key_width(), cache.value_width()), (128, 8, 8));

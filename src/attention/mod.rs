@@ -209,10 +209,10 @@ impl<T: Scalar> SelfAttention<T> {
     /// [`Error::InvalidScale`] unless `scale` is finite and positive.
     ///
     /// ```
-    /// # use qkv::{Matrix, Projection, SelfAttention};
-    /// # let p = || Projection::new(Matrix::<f64>::zeros(4, 4).unwrap(), None).unwrap();
+    /// use qkv::{Matrix, Projection, SelfAttention};
+    /// let p = || Projection::new(Matrix::<f64>::zeros(4, 4).unwrap(), None).unwrap();
     /// let attn = SelfAttention::new(p(), p(), p())?;
-    /// assert_eq!(attn.scale(), 0.5);
+    /// assert_eq!(attn.scale(), 0.5); // 1/√d_k with d_k = 4
     /// assert_eq!(attn.with_scale(1.0)?.scale(), 1.0);
     /// # Ok::<(), qkv::Error>(())
     /// ```
@@ -227,7 +227,8 @@ impl<T: Scalar> SelfAttention<T> {
         Self { mask, ..self }
     }
 
-    /// Sets how many threads the projections may use.
+    /// Sets how many threads the projections may use; the default is
+    /// [`Parallelism::Auto`].
     #[must_use]
     pub fn with_parallelism(self, parallelism: Parallelism) -> Self {
         Self { parallelism, ..self }
@@ -271,8 +272,8 @@ impl<T: Scalar> SelfAttention<T> {
     /// [`Mask::check`] when the configured mask does not fit `n × n`.
     ///
     /// ```
-    /// # use qkv::{Matrix, Projection, SelfAttention};
-    /// # let p = || Projection::new(Matrix::<f32>::zeros(4, 2).unwrap(), None).unwrap();
+    /// use qkv::{Matrix, Projection, SelfAttention};
+    /// let p = || Projection::new(Matrix::<f32>::zeros(4, 2).unwrap(), None).unwrap();
     /// let attn = SelfAttention::new(p(), p(), p())?;
     /// assert_eq!(attn.forward(&Matrix::zeros(5, 4)?)?.shape(), (5, 2));
     /// assert_eq!(attn.forward(&Matrix::zeros(0, 4)?)?.shape(), (0, 2));
@@ -301,8 +302,8 @@ impl<T: Scalar> SelfAttention<T> {
     /// [`Mask::check`] when `mask` does not fit `n × n`.
     ///
     /// ```
-    /// # use qkv::{Mask, Matrix, Projection, SelfAttention};
-    /// # let p = || Projection::new(Matrix::<f32>::zeros(4, 2).unwrap(), None).unwrap();
+    /// use qkv::{Mask, Matrix, Projection, SelfAttention};
+    /// let p = || Projection::new(Matrix::<f32>::zeros(4, 2).unwrap(), None).unwrap();
     /// let attn = SelfAttention::new(p(), p(), p())?;
     /// let x = Matrix::zeros(3, 4)?;
     /// let err = attn.forward_masked(&x, &Mask::ValidKeys(vec![true; 2])).unwrap_err();

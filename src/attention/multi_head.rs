@@ -175,8 +175,8 @@ impl<T: Scalar> MultiHeadAttention<T> {
     /// the width of the concatenated heads.
     ///
     /// ```
-    /// # use qkv::{Matrix, MultiHeadAttention, Projection};
-    /// # let p = |d_out| Projection::new(Matrix::<f32>::zeros(8, d_out).unwrap(), None).unwrap();
+    /// use qkv::{Matrix, MultiHeadAttention, Projection};
+    /// let p = |d_out| Projection::new(Matrix::<f32>::zeros(8, d_out).unwrap(), None).unwrap();
     /// let mha = MultiHeadAttention::new(p(8), p(8), p(8), 2)?;
     /// let mha = mha.with_output(Projection::new(Matrix::zeros(8, 3)?, None)?)?;
     /// assert_eq!(mha.forward(&Matrix::zeros(4, 8)?)?.shape(), (4, 3));
@@ -204,7 +204,7 @@ impl<T: Scalar> MultiHeadAttention<T> {
         Self { mask, ..self }
     }
 
-    /// Sets how many threads the layer may use.
+    /// Sets how many threads the layer may use; the default is [`Parallelism::Auto`].
     #[must_use]
     pub fn with_parallelism(self, parallelism: Parallelism) -> Self {
         Self { parallelism, ..self }
@@ -298,8 +298,8 @@ impl<T: Scalar> MultiHeadAttention<T> {
     /// The same as [`MultiHeadAttention::forward`].
     ///
     /// ```
-    /// # use qkv::{Mask, Matrix, MultiHeadAttention, Projection};
-    /// # let p = |d_out| Projection::new(Matrix::<f64>::zeros(4, d_out).unwrap(), None).unwrap();
+    /// use qkv::{Mask, Matrix, MultiHeadAttention, Projection};
+    /// let p = |d_out| Projection::new(Matrix::<f64>::zeros(4, d_out).unwrap(), None).unwrap();
     /// let mha = MultiHeadAttention::new(p(4), p(4), p(4), 2)?;
     /// let x = Matrix::zeros(3, 4)?;
     /// let y = mha.forward_masked(&x, &Mask::from_key_padding(&[false, false, true]))?;
