@@ -20,7 +20,8 @@ pub(crate) mod avx512;
 use crate::isa::Isa;
 
 /// Coefficients `c_0 ..= c_6` of the `f32` polynomial `e^r ≈ Σ c_i·r^i` on
-/// `|r| ≤ ln 2 / 2`.
+/// `|r| ≤ ln 2 / 2`. The literals keep the digits of the fit and round once, to `f32`.
+#[allow(clippy::excessive_precision)]
 const EXP_F32_POLY: [f32; 7] = [
     1.0,
     1.000_000_010_771_570_1,
@@ -32,7 +33,8 @@ const EXP_F32_POLY: [f32; 7] = [
 ];
 
 /// Coefficients `c_0 ..= c_11` of the `f64` polynomial `e^r ≈ Σ c_i·r^i` on
-/// `|r| ≤ ln 2 / 2`.
+/// `|r| ≤ ln 2 / 2`. The literals keep the digits of the fit and round once, to `f64`.
+#[allow(clippy::excessive_precision)]
 const EXP_F64_POLY: [f64; 12] = [
     1.0,
     1.0,
@@ -58,11 +60,12 @@ const EXP_F64_MIN: f64 = -746.0;
 const EXP_F64_MAX: f64 = 710.0;
 
 /// `ln 2` split so that `LN2_HI` has enough trailing zero bits for `k·LN2_HI` to be
-/// exact for every `k` the clamped range produces.
-const LN2_HI_F32: f32 = 0.693_359_375;
+/// exact for every `k` the clamped range produces: 355/512 for `f32`, and the leading 32
+/// bits of `ln 2` for `f64`. `LN2_LO` is the rest, rounded.
+const LN2_HI_F32: f32 = f32::from_bits(0x3F31_8000);
 const LN2_LO_F32: f32 = -2.121_944_4e-4;
-const LN2_HI_F64: f64 = 6.931_471_803_691_238_164_90e-1;
-const LN2_LO_F64: f64 = 1.908_214_929_270_587_700_02e-10;
+const LN2_HI_F64: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+const LN2_LO_F64: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
 
 /// Replaces every `x` in `xs` with `exp(x)`, on the fastest kernel this CPU supports.
 pub(crate) fn exp_f32(xs: &mut [f32]) {

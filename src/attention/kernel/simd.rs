@@ -1,0 +1,219 @@
+//! The AVX2 and AVX-512F strip kernels: one generic body over [`Vector`], compiled once
+//! per instruction set and element type.
+//!
+//! A strip is `NQ` vectors of query rows. Scores are computed `NJ` keys at a time into
+//! `NJ × NQ` accumulators, each key element broadcast against `NQ` vectors of `Qᵀ`; the
+//! output is accumulated `NC` value columns at a time the same way, with `P` in place of
+//! `Qᵀ`. Every element is a chain of fused multiply-adds in a fixed order, so a row's
+//! result does not depend on the other rows in its strip or on the tile edges.
+
+// The tile loops index several arrays by the same lane, key or column.
+#![allow(clippy::needless_range_loop)]
+
+use super::strip::{BlockInput, StripState};
+use super::vector::{F32x8, F32x16, F64x4, F64x8, Vector};
+use num_traits::{Float, One, Zero};
+
+use crate::scalar::Scalar;
+
+/// Processes one key block for one strip of `NQ · V::WIDTH` lanes.
+///
+/// # Safety
+///
+/// The instruction set of `V` must be enabled in the caller and supported by the CPU,
+/// and `input.check(state, NQ * V::WIDTH)` must have passed.
+#[inline(always)]
+unsafe fn process_block<V, const NQ: usize, const NJ: usize, const NC: usize>(
+    input: &BlockInput<'_, V::Elem>,
+    state: &mut StripState<'_, V::Elem>,
+) where
+    V: Vector,
+    V::Elem: Scalar,
+{
+    let lanes = NQ * V::WIDTH;
+    let BlockInput { d, d_v, scale, len, keys, key_stride, values, value_stride, lane_masks } = *input;
+    if len == 0 {
+        return;
+    }
+    let qt = state.qt.as_ptr();
+    let probs = state.probs.as_mut_ptr();
+    let ot = state.ot.as_mut_ptr();
+
+    // SAFETY: for every block below, `check` guarantees that `qt` holds `d × lanes`
+    // elements, `probs` `len × lanes`, `ot` `d_v × lanes`, `max` and `sum` `lanes`, that
+    // key `j < len` has `d` elements from `keys[j * key_stride]` and value `j` has `d_v`
+    // from `values[j * value_stride]`. Every index used stays within those bounds: tile
+    // edges repeat the last key or column rather than read past it.
+    unsafe {
+        // Scores, NJ keys at a time: s[j] = scale · Qᵀ·k_j, −∞ in masked lanes.
+        let scale = V::splat(scale);
+        let mut block_max = [V::splat(V::Elem::neg_infinity()); NQ];
+        for j0 in (0..len).step_by(NJ) {
+            let key_rows: [*const V::Elem; NJ] =
+                std::array::from_fn(|jj| keys.as_ptr().add((j0 + jj).min(len - 1) * key_stride));
+            let mut acc = [[V::splat(V::Elem::zero()); NQ]; NJ];
+            for p in 0..d {
+                let q: [V; NQ] = std::array::from_fn(|v| V::load(qt.add(p * lanes + v * V::WIDTH)));
+                for jj in 0..NJ {
+                    let k = V::splat(*key_rows[jj].add(p));
+                    for v in 0..NQ {
+                        acc[jj][v] = V::fma(q[v], k, acc[jj][v]);
+                    }
+                }
+            }
+            for jj in 0..NJ.min(len - j0) {
+                let j = j0 + jj;
+                for v in 0..NQ {
+                    let mut s = V::mul(acc[jj][v], scale);
+                    if let Some(masks) = lane_masks {
+                        s = s.neg_inf_unless(masks[j] >> (v * V::WIDTH));
+                    }
+                    s.store(probs.add(j * lanes + v * V::WIDTH));
+                    block_max[v] = V::max(block_max[v], s);
+                }
+            }
+        }
+
+        // Online softmax: raise the running max, rescale the running sum by
+        // alpha = exp(old max − new max), and turn scores into exp(s − max). A lane that
+        // has seen no key keeps max = −∞ and subtracts 0 instead, so its masked scores
+        // give exp(−∞) = 0, not NaN.
+        let mut alpha = [V::splat(V::Elem::one()); NQ];
+        for v in 0..NQ {
+            let lane0 = v * V::WIDTH;
+            let old = V::load(state.max.as_ptr().add(lane0));
+            let new = V::max(old, block_max[v]);
+            let shift = new.zero_if_neg_inf();
+            alpha[v] = V::exp(V::sub(old, shift));
+            new.store(state.max.as_mut_ptr().add(lane0));
+
+            let mut sum = V::mul(V::load(state.sum.as_ptr().add(lane0)), alpha[v]);
+            for j in 0..len {
+                let at = probs.add(j * lanes + lane0);
+                let p = V::exp(V::sub(V::load(at), shift));
+                p.store(at);
+                sum = V::add(sum, p);
+            }
+            sum.store(state.sum.as_mut_ptr().add(lane0));
+        }
+
+        // O = alpha·O + Pᵀ·V, NC value columns at a time. Masked (row, key) pairs are
+        // skipped lane by lane, so a NaN in a masked value cannot reach the output.
+        for c0 in (0..d_v).step_by(NC) {
+            let cols: [usize; NC] = std::array::from_fn(|cc| (c0 + cc).min(d_v - 1));
+            let mut acc: [[V; NQ]; NC] = std::array::from_fn(|cc| {
+                std::array::from_fn(|v| V::mul(V::load(ot.add(cols[cc] * lanes + v * V::WIDTH)), alpha[v]))
+            });
+            match lane_masks {
+                None => {
+                    for j in 0..len {
+                        let p: [V; NQ] = std::array::from_fn(|v| V::load(probs.add(j * lanes + v * V::WIDTH)));
+                        let value = values.as_ptr().add(j * value_stride);
+                        for cc in 0..NC {
+                            let x = V::splat(*value.add(cols[cc]));
+                            for v in 0..NQ {
+                                acc[cc][v] = V::fma(p[v], x, acc[cc][v]);
+                            }
+                        }
+                    }
+                }
+                Some(masks) => {
+                    for j in 0..len {
+                        let bits = masks[j];
+                        if bits == 0 {
+                            continue;
+                        }
+                        let p: [V; NQ] = std::array::from_fn(|v| V::load(probs.add(j * lanes + v * V::WIDTH)));
+                        let value = values.as_ptr().add(j * value_stride);
+                        for cc in 0..NC {
+                            let x = V::splat(*value.add(cols[cc]));
+                            for v in 0..NQ {
+                                acc[cc][v] = V::fma_where(p[v], x, acc[cc][v], bits >> (v * V::WIDTH));
+                            }
+                        }
+                    }
+                }
+            }
+            for cc in 0..NC.min(d_v - c0) {
+                for v in 0..NQ {
+                    acc[cc][v].store(ot.add((c0 + cc) * lanes + v * V::WIDTH));
+                }
+            }
+        }
+    }
+}
+
+// Register tiles per kernel: `NQ` query vectors per strip, `NJ` keys per score tile and
+// `NC` value columns per output tile. AVX-512F has 32 vector registers, AVX2 has 16.
+const AVX512_F32_TILE: [usize; 3] = [2, 8, 8];
+const AVX512_F64_TILE: [usize; 3] = [2, 8, 8];
+const AVX2_F32_TILE: [usize; 3] = [2, 4, 4];
+const AVX2_F64_TILE: [usize; 3] = [2, 4, 4];
+
+/// Query rows per strip of each kernel.
+pub(crate) const AVX512_F32_LANES: usize = AVX512_F32_TILE[0] * 16;
+pub(crate) const AVX512_F64_LANES: usize = AVX512_F64_TILE[0] * 8;
+pub(crate) const AVX2_F32_LANES: usize = AVX2_F32_TILE[0] * 8;
+pub(crate) const AVX2_F64_LANES: usize = AVX2_F64_TILE[0] * 4;
+
+/// Processes one key block with the AVX-512F `f32` kernel.
+pub(crate) fn avx512_f32(input: &BlockInput<'_, f32>, state: &mut StripState<'_, f32>) {
+    assert!(is_x86_feature_detected!("avx512f"), "the AVX-512F kernel needs AVX-512F");
+    #[target_feature(enable = "avx512f")]
+    fn run(input: &BlockInput<'_, f32>, state: &mut StripState<'_, f32>) {
+        // SAFETY: AVX-512F is enabled here and was detected above; the caller,
+        // `StripKernel::process`, ran `input.check(state, AVX512_F32_LANES)`.
+        unsafe {
+            process_block::<F32x16, { AVX512_F32_TILE[0] }, { AVX512_F32_TILE[1] }, { AVX512_F32_TILE[2] }>(
+                input, state,
+            )
+        }
+    }
+    // SAFETY: AVX-512F was detected above.
+    unsafe { run(input, state) }
+}
+
+/// Processes one key block with the AVX-512F `f64` kernel.
+pub(crate) fn avx512_f64(input: &BlockInput<'_, f64>, state: &mut StripState<'_, f64>) {
+    assert!(is_x86_feature_detected!("avx512f"), "the AVX-512F kernel needs AVX-512F");
+    #[target_feature(enable = "avx512f")]
+    fn run(input: &BlockInput<'_, f64>, state: &mut StripState<'_, f64>) {
+        // SAFETY: AVX-512F is enabled here and was detected above; the caller,
+        // `StripKernel::process`, ran `input.check(state, AVX512_F64_LANES)`.
+        unsafe {
+            process_block::<F64x8, { AVX512_F64_TILE[0] }, { AVX512_F64_TILE[1] }, { AVX512_F64_TILE[2] }>(input, state)
+        }
+    }
+    // SAFETY: AVX-512F was detected above.
+    unsafe { run(input, state) }
+}
+
+/// Processes one key block with the AVX2 `f32` kernel.
+pub(crate) fn avx2_f32(input: &BlockInput<'_, f32>, state: &mut StripState<'_, f32>) {
+    assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"), "the AVX2 kernel needs AVX2 and FMA");
+    #[target_feature(enable = "avx2,fma")]
+    fn run(input: &BlockInput<'_, f32>, state: &mut StripState<'_, f32>) {
+        // SAFETY: AVX2 and FMA are enabled here and were detected above; the caller,
+        // `StripKernel::process`, ran `input.check(state, AVX2_F32_LANES)`.
+        unsafe {
+            process_block::<F32x8, { AVX2_F32_TILE[0] }, { AVX2_F32_TILE[1] }, { AVX2_F32_TILE[2] }>(input, state)
+        }
+    }
+    // SAFETY: AVX2 and FMA were detected above.
+    unsafe { run(input, state) }
+}
+
+/// Processes one key block with the AVX2 `f64` kernel.
+pub(crate) fn avx2_f64(input: &BlockInput<'_, f64>, state: &mut StripState<'_, f64>) {
+    assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"), "the AVX2 kernel needs AVX2 and FMA");
+    #[target_feature(enable = "avx2,fma")]
+    fn run(input: &BlockInput<'_, f64>, state: &mut StripState<'_, f64>) {
+        // SAFETY: AVX2 and FMA are enabled here and were detected above; the caller,
+        // `StripKernel::process`, ran `input.check(state, AVX2_F64_LANES)`.
+        unsafe {
+            process_block::<F64x4, { AVX2_F64_TILE[0] }, { AVX2_F64_TILE[1] }, { AVX2_F64_TILE[2] }>(input, state)
+        }
+    }
+    // SAFETY: AVX2 and FMA were detected above.
+    unsafe { run(input, state) }
+}

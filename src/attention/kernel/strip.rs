@@ -1,0 +1,141 @@
+//! The interface between the fused driver and its per-instruction-set kernels: one key
+//! block processed for one strip of query rows, with the query rows in vector lanes.
+//!
+//! A strip holds `lanes` query rows. Its state is stored transposed, lane-minor: element
+//! `(p, lane)` of `Qᵀ` sits at `qt[p * lanes + lane]`, and likewise for the output
+//! accumulator `Oᵀ` and the scores of a key block. The running max and sum of the online
+//! softmax are then plain vectors, one lane per row, and every step treats lanes
+//! independently, so a row's bits never depend on which rows share its strip.
+
+use crate::isa::Isa;
+use crate::scalar::Scalar;
+
+/// One key block as a kernel reads it.
+pub(crate) struct BlockInput<'a, T> {
+    /// Width of a query and key row, `d_k`.
+    pub(crate) d: usize,
+    /// Width of a value row, `d_v`.
+    pub(crate) d_v: usize,
+    /// Factor applied to every dot product before the softmax.
+    pub(crate) scale: T,
+    /// Number of keys in the block.
+    pub(crate) len: usize,
+    /// Key `j` of the block is `keys[j * key_stride..][..d]`.
+    pub(crate) keys: &'a [T],
+    pub(crate) key_stride: usize,
+    /// Value `j` of the block is `values[j * value_stride..][..d_v]`.
+    pub(crate) values: &'a [T],
+    pub(crate) value_stride: usize,
+    /// For a block that some rows of the strip may not fully see: bit `lane` of
+    /// `lane_masks[j]` is set iff that row may attend to key `j`. `None` when every row
+    /// sees every key of the block.
+    pub(crate) lane_masks: Option<&'a [u64]>,
+}
+
+/// The running state of one strip, updated by each key block.
+pub(crate) struct StripState<'a, T> {
+    /// `Qᵀ`, `d × lanes`, zero in lanes past the last row.
+    pub(crate) qt: &'a [T],
+    /// Unnormalised output `Oᵀ`, `d_v × lanes`.
+    pub(crate) ot: &'a mut [T],
+    /// Running maximum of the scaled scores per lane, `−∞` before any visible key.
+    pub(crate) max: &'a mut [T],
+    /// Running sum of `exp(score − max)` per lane.
+    pub(crate) sum: &'a mut [T],
+    /// Scratch for the scores, then the probabilities, of one block: `key_block × lanes`.
+    pub(crate) probs: &'a mut [T],
+}
+
+impl<T> BlockInput<'_, T> {
+    /// Panics unless every slice is long enough for a kernel of `lanes` lanes to read
+    /// and write without bounds checks. The SIMD kernels rely on this for soundness.
+    pub(crate) fn check(&self, state: &StripState<'_, T>, lanes: usize) {
+        let needed = |rows: usize, stride: usize, width: usize| {
+            if rows == 0 || width == 0 { 0 } else { (rows - 1) * stride + width }
+        };
+        assert!(self.keys.len() >= needed(self.len, self.key_stride, self.d), "key block too short");
+        assert!(self.values.len() >= needed(self.len, self.value_stride, self.d_v), "value block too short");
+        assert!(self.lane_masks.is_none_or(|m| m.len() >= self.len), "lane masks too short");
+        assert!(lanes <= 64, "a strip has at most 64 lanes");
+        assert!(state.qt.len() >= self.d * lanes, "query strip too short");
+        assert!(state.ot.len() >= self.d_v * lanes, "output strip too short");
+        assert!(state.max.len() >= lanes && state.sum.len() >= lanes, "softmax state too short");
+        assert!(state.probs.len() >= self.len * lanes, "score scratch too short");
+    }
+}
+
+/// A kernel that processes one key block for one strip, and its strip width.
+///
+/// Only the constructors below build one, and they check that the CPU supports the
+/// kernel, so holding a `StripKernel` proves its instruction set is available.
+#[derive(Clone, Copy)]
+pub struct StripKernel<T> {
+    lanes: usize,
+    key_block: usize,
+    process: fn(&BlockInput<'_, T>, &mut StripState<'_, T>),
+}
+
+impl<T> std::fmt::Debug for StripKernel<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripKernel").field("lanes", &self.lanes).field("key_block", &self.key_block).finish()
+    }
+}
+
+impl<T: Scalar> StripKernel<T> {
+    /// Returns the portable kernel, safe Rust for any [`Scalar`].
+    pub(crate) fn portable() -> Self {
+        Self { lanes: super::portable::LANES, key_block: 64, process: super::portable::process_block::<T> }
+    }
+}
+
+impl<T> StripKernel<T> {
+    /// Returns the number of query rows in a strip.
+    pub(crate) fn lanes(&self) -> usize {
+        self.lanes
+    }
+
+    /// Returns the default number of keys in a block.
+    pub(crate) fn key_block(&self) -> usize {
+        self.key_block
+    }
+
+    /// Runs the kernel on one key block.
+    pub(crate) fn process(&self, input: &BlockInput<'_, T>, state: &mut StripState<'_, T>) {
+        input.check(state, self.lanes);
+        (self.process)(input, state);
+    }
+}
+
+impl StripKernel<f32> {
+    /// Returns the `f32` kernel of `isa`, or the portable one when the CPU lacks `isa`.
+    pub(crate) fn for_f32(isa: Isa) -> Self {
+        match isa.or_portable() {
+            Isa::Portable => Self::portable(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Self { lanes: super::simd::AVX2_F32_LANES, key_block: 64, process: super::simd::avx2_f32 },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                Self { lanes: super::simd::AVX512_F32_LANES, key_block: 64, process: super::simd::avx512_f32 }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => Self::portable(),
+        }
+    }
+}
+
+impl StripKernel<f64> {
+    /// Returns the `f64` kernel of `isa`, or the portable one when the CPU lacks `isa`.
+    pub(crate) fn for_f64(isa: Isa) -> Self {
+        match isa.or_portable() {
+            Isa::Portable => Self::portable(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Self { lanes: super::simd::AVX2_F64_LANES, key_block: 64, process: super::simd::avx2_f64 },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                Self { lanes: super::simd::AVX512_F64_LANES, key_block: 64, process: super::simd::avx512_f64 }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => Self::portable(),
+        }
+    }
+}
