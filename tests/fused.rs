@@ -1,6 +1,6 @@
 //! Property tests of the fused attention kernel against a plain float64 reference, on
-//! every instruction set this CPU supports: random shapes, masks and key blocks that do
-//! not divide the key count, for `f32` and `f64`, one head and grouped heads.
+//! every instruction set this CPU supports. Cases draw random shapes, masks, key blocks
+//! that do not divide the key count, and one head or grouped heads, in `f32` and `f64`.
 
 mod common;
 

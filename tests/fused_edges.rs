@@ -249,7 +249,7 @@ fn fused_last_rows_alone_match_full_call() {
 #[test]
 fn fused_strided_views_match_contiguous() {
     // Transposed views have a column stride other than 1, so the kernel copies their
-    // key and value blocks; the arithmetic, and so the bits, stay the same.
+    // key and value blocks. The arithmetic, and so the bits, stay the same.
     let (n, d) = (45, 10);
     for_each_isa(|isa| {
         let (q, k, v) = (matrix::<f64>(n, d, 28), matrix::<f64>(n, d, 29), matrix::<f64>(n, 6, 30));

@@ -3,8 +3,8 @@
 //!
 //! Two paths compute it. The fused path (`fused`) never stores more than one block of
 //! scores per thread and is the default. The materialised path (`materialized`) builds
-//! whole rows of weights; it runs when the caller asks for the weights, and serves as
-//! the baseline in tests and benchmarks.
+//! whole rows of weights. It runs when the caller asks for the weights, and it is the
+//! baseline in tests and benchmarks.
 
 mod fused;
 mod materialized;
@@ -47,7 +47,7 @@ pub(crate) struct HeadLayout {
 /// `k_len × n_kv_heads·d_head`, `v` is `k_len × n_kv_heads·d_head_v`, that
 /// `n_kv_heads` divides `n_heads`, and that `mask` fits `q_len × k_len`. When `weights`
 /// is given, it receives one `q_len × k_len` matrix per query head, computed on the
-/// materialised path; the output still comes from the fused path, so it does not depend
+/// materialised path. The output still comes from the fused path, so it does not depend
 /// on whether weights were requested.
 ///
 /// # Errors
@@ -79,7 +79,7 @@ pub(crate) fn attend_heads<T: Scalar>(
         }
     }
 
-    let kernel = T::strip_kernel(Isa::detected());
+    let kernel = T::strip_kernel(Isa::detected()).for_rows(q.rows());
     let task = fused::Task { q, k, v, layout, mask, scale, kernel, key_block: kernel.key_block() };
     let out_stride = out.cols();
     fused::run(&task, out.as_mut_slice(), out_stride, parallelism);
@@ -112,7 +112,7 @@ pub(crate) fn attend<T: Scalar>(
     }
 
     let layout = HeadLayout { n_heads: 1, n_kv_heads: 1, d_head: q.cols(), d_head_v: v.cols() };
-    let kernel = T::strip_kernel(Isa::detected());
+    let kernel = T::strip_kernel(Isa::detected()).for_rows(q.rows());
     let task = fused::Task { q, k, v, layout, mask, scale, kernel, key_block: kernel.key_block() };
     fused::run(&task, out, out_stride, Parallelism::Auto);
 }
@@ -120,7 +120,8 @@ pub(crate) fn attend<T: Scalar>(
 /// Settings of [`attention_fused`]: the instruction set, the key block and the threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FusedOptions {
-    /// Instruction set of the kernel; one the CPU lacks falls back to [`Isa::Portable`].
+    /// Instruction set of the kernel. One that the CPU lacks falls back to
+    /// [`Isa::Portable`].
     pub isa: Isa,
     /// Keys per block, or `None` for the kernel's default.
     pub key_block: Option<NonZeroUsize>,
@@ -197,7 +198,7 @@ pub fn attention_fused<T: Scalar>(
     }
     mask.check(q.rows(), k.rows())?;
 
-    let kernel = T::strip_kernel(options.isa);
+    let kernel = T::strip_kernel(options.isa).for_rows(q.rows());
     let key_block = options.key_block.map_or(kernel.key_block(), NonZeroUsize::get);
     let task = fused::Task { q, k, v, layout, mask, scale, kernel, key_block };
     let mut out = Matrix::zeros(q.rows(), n_heads * layout.d_head_v)?;

@@ -33,8 +33,8 @@ pub(crate) fn exp_ps(x: __m256) -> __m256 {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
 
-    // k is integral and within -151..=129 here; NaN lanes give garbage factors, and
-    // NaN times any factor stays NaN.
+    // k is integral and within -151..=129 here. NaN lanes give garbage factors, and NaN
+    // times any factor stays NaN.
     let k = _mm256_cvtps_epi32(k);
     let half = _mm256_srai_epi32::<1>(k);
     let pow2 = |e: __m256i| _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(e, _mm256_set1_epi32(127))));
@@ -85,19 +85,19 @@ pub(super) fn exp_slice_f64(xs: &mut [f64]) {
 fn exp_slice_f32_impl(xs: &mut [f32]) {
     let mut chunks = xs.chunks_exact_mut(8);
     for chunk in &mut chunks {
-        // SAFETY: `chunk` holds exactly 8 `f32`, the width of one unaligned load/store.
+        // SAFETY: `chunk` contains exactly 8 `f32`, the width of one unaligned load/store.
         unsafe {
             let x = _mm256_loadu_ps(chunk.as_ptr());
             _mm256_storeu_ps(chunk.as_mut_ptr(), exp_ps(x));
         }
     }
-    // The tail goes through a zero-padded buffer; `exp_ps` is lane-wise, so padding
+    // The tail goes through a zero-padded buffer. `exp_ps` is lane-wise, so padding
     // lanes do not change the others.
     let tail = chunks.into_remainder();
     if !tail.is_empty() {
         let mut buf = [0.0_f32; 8];
         buf[..tail.len()].copy_from_slice(tail);
-        // SAFETY: `buf` holds exactly 8 `f32`.
+        // SAFETY: `buf` contains exactly 8 `f32`.
         unsafe { _mm256_storeu_ps(buf.as_mut_ptr(), exp_ps(_mm256_loadu_ps(buf.as_ptr()))) };
         tail.copy_from_slice(&buf[..tail.len()]);
     }
@@ -107,7 +107,7 @@ fn exp_slice_f32_impl(xs: &mut [f32]) {
 fn exp_slice_f64_impl(xs: &mut [f64]) {
     let mut chunks = xs.chunks_exact_mut(4);
     for chunk in &mut chunks {
-        // SAFETY: `chunk` holds exactly 4 `f64`, the width of one unaligned load/store.
+        // SAFETY: `chunk` contains exactly 4 `f64`, the width of one unaligned load/store.
         unsafe {
             let x = _mm256_loadu_pd(chunk.as_ptr());
             _mm256_storeu_pd(chunk.as_mut_ptr(), exp_pd(x));
@@ -117,7 +117,7 @@ fn exp_slice_f64_impl(xs: &mut [f64]) {
     if !tail.is_empty() {
         let mut buf = [0.0_f64; 4];
         buf[..tail.len()].copy_from_slice(tail);
-        // SAFETY: `buf` holds exactly 4 `f64`.
+        // SAFETY: `buf` contains exactly 4 `f64`.
         unsafe { _mm256_storeu_pd(buf.as_mut_ptr(), exp_pd(_mm256_loadu_pd(buf.as_ptr()))) };
         tail.copy_from_slice(&buf[..tail.len()]);
     }

@@ -71,7 +71,7 @@ pub(super) fn exp_slice_f64(xs: &mut [f64]) {
 fn exp_slice_f32_impl(xs: &mut [f32]) {
     let mut chunks = xs.chunks_exact_mut(16);
     for chunk in &mut chunks {
-        // SAFETY: `chunk` holds exactly 16 `f32`, the width of one unaligned load/store.
+        // SAFETY: `chunk` contains exactly 16 `f32`, the width of one unaligned load/store.
         unsafe {
             let x = _mm512_loadu_ps(chunk.as_ptr());
             _mm512_storeu_ps(chunk.as_mut_ptr(), exp_ps(x));
@@ -94,7 +94,7 @@ fn exp_slice_f32_impl(xs: &mut [f32]) {
 fn exp_slice_f64_impl(xs: &mut [f64]) {
     let mut chunks = xs.chunks_exact_mut(8);
     for chunk in &mut chunks {
-        // SAFETY: `chunk` holds exactly 8 `f64`, the width of one unaligned load/store.
+        // SAFETY: `chunk` contains exactly 8 `f64`, the width of one unaligned load/store.
         unsafe {
             let x = _mm512_loadu_pd(chunk.as_ptr());
             _mm512_storeu_pd(chunk.as_mut_ptr(), exp_pd(x));

@@ -7,6 +7,7 @@
 //! item's arithmetic depends only on its own rows, so the result is bit-identical for
 //! any number of threads.
 
+use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -33,7 +34,7 @@ pub(crate) struct Task<'a, T> {
     pub(crate) mask: &'a Mask,
     pub(crate) scale: T,
     pub(crate) kernel: StripKernel<T>,
-    /// Keys per block; blocks start at multiples of it, whatever the rows of a strip.
+    /// Keys per block. Blocks start at multiples of it, whatever the rows of a strip.
     pub(crate) key_block: usize,
 }
 
@@ -62,7 +63,7 @@ pub(crate) fn run<T: Scalar>(task: &Task<'_, T>, out: &mut [T], out_stride: usiz
     }
 
     // Threads take items from a shared counter, the most expensive first, and write each
-    // finished strip under the lock; writing takes a small fraction of computing it.
+    // finished strip under the lock. Writing a strip costs a small fraction of computing it.
     let next = AtomicUsize::new(0);
     let out = Mutex::new(out);
     std::thread::scope(|scope| {
@@ -96,8 +97,8 @@ fn thread_count<T: Scalar>(task: &Task<'_, T>, items: usize, parallelism: Parall
 }
 
 /// Returns the (head, strip) of work item `item`. Items run from the last strip up,
-/// because under causal masks the last rows see the most keys; starting with the
-/// largest items balances threads better.
+/// because under causal masks the last rows see the most keys, and starting with the
+/// largest items balances the threads better.
 fn item_at<T: Scalar>(task: &Task<'_, T>, strips: usize, item: usize) -> (usize, usize) {
     let n_heads = task.layout.n_heads;
     (item % n_heads, strips - 1 - item / n_heads)
@@ -111,6 +112,8 @@ struct Scratch<T> {
     sum: Vec<T>,
     probs: Vec<T>,
     lane_masks: Vec<u64>,
+    /// Key range of each row of the strip, from [`Mask::key_range`].
+    ranges: Vec<Range<usize>>,
     /// Contiguous copies of a key and a value block, used when the views have a column
     /// stride other than 1.
     keys: Vec<T>,
@@ -128,6 +131,7 @@ impl<T: Scalar> Scratch<T> {
             sum: vec![T::zero(); lanes],
             probs: vec![T::zero(); task.key_block * lanes],
             lane_masks: vec![0; task.key_block],
+            ranges: Vec::with_capacity(lanes),
             keys: Vec::new(),
             values: Vec::new(),
         }
@@ -177,11 +181,11 @@ fn compute_strip<T: Scalar>(task: &Task<'_, T>, head: usize, strip: usize, scrat
     scratch.sum.fill(T::zero());
 
     // Keys any row of the strip may see (`lo..hi`), and those every row may see as far as
-    // the key range goes (`inner_lo..inner_hi`). Masks other than None, Causal and
-    // SlidingWindow are checked key by key.
-    let ranges = (first..first + rows).map(|i| mask.key_range(i, q_len, k_len));
+    // the key ranges go (`inner_lo..inner_hi`).
+    scratch.ranges.clear();
+    scratch.ranges.extend((first..first + rows).map(|i| mask.key_range(i, q_len, k_len)));
     let (mut lo, mut hi, mut inner_lo, mut inner_hi) = (k_len, 0, 0, k_len);
-    for range in ranges {
+    for range in &scratch.ranges {
         lo = lo.min(range.start);
         hi = hi.max(range.end);
         inner_lo = inner_lo.max(range.start);
@@ -191,7 +195,8 @@ fn compute_strip<T: Scalar>(task: &Task<'_, T>, head: usize, strip: usize, scrat
     let all_rows: u64 = if rows == 64 { u64::MAX } else { (1 << rows) - 1 };
 
     // Loop over key blocks, aligned to multiples of key_block so that a row meets the
-    // same blocks whichever strip it is in.
+    // same blocks whichever strip it is in. A block inside every row's key range needs
+    // no lane masks when the mask is only a range.
     let mut j0 = lo / key_block * key_block;
     while j0 < hi {
         let j1 = (j0 + key_block).min(k_len);
@@ -200,12 +205,9 @@ fn compute_strip<T: Scalar>(task: &Task<'_, T>, head: usize, strip: usize, scrat
         let masked = if ranged && j0 >= inner_lo && j1 <= inner_hi {
             false
         } else {
-            let mut any = 0;
-            let mut every = all_rows;
+            let (mut any, mut every) = (0, all_rows);
             for (j, bits) in (j0..j1).zip(&mut scratch.lane_masks) {
-                *bits = (0..rows)
-                    .filter(|&lane| mask.allows(first + lane, j, q_len, k_len))
-                    .fold(0, |b, lane| b | 1 << lane);
+                *bits = lane_bits(mask, &scratch.ranges, first, j, q_len, k_len, ranged);
                 any |= *bits;
                 every &= *bits;
             }
@@ -238,6 +240,40 @@ fn compute_strip<T: Scalar>(task: &Task<'_, T>, head: usize, strip: usize, scrat
         };
         kernel.process(&input, &mut state);
         j0 = j1;
+    }
+}
+
+/// Returns the lane mask of key `j` for the strip whose first row is `first`: bit `lane`
+/// is set iff row `first + lane` may attend to key `j`. `ranges` holds each row's key
+/// range. When `ranged` is true the mask is nothing more than those ranges; otherwise
+/// each row inside its range is checked against the mask.
+fn lane_bits(
+    mask: &Mask,
+    ranges: &[Range<usize>],
+    first: usize,
+    j: usize,
+    q_len: usize,
+    k_len: usize,
+    ranged: bool,
+) -> u64 {
+    let mut bits = 0;
+    for (lane, range) in ranges.iter().enumerate() {
+        bits |= u64::from(range.contains(&j)) << lane;
+    }
+    if ranged || bits == 0 {
+        return bits;
+    }
+    match mask {
+        Mask::ValidKeys(valid) if valid[j] => bits,
+        Mask::ValidKeys(_) => 0,
+        _ => {
+            for lane in 0..ranges.len() {
+                if bits >> lane & 1 == 1 && !mask.allows(first + lane, j, q_len, k_len) {
+                    bits &= !(1 << lane);
+                }
+            }
+            bits
+        }
     }
 }
 

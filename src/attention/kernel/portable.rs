@@ -12,6 +12,7 @@ pub(crate) const LANES: usize = 8;
 
 /// Processes one key block for one strip: scores, online-softmax update, then `P·V`.
 pub(crate) fn process_block<T: Scalar>(input: &BlockInput<'_, T>, state: &mut StripState<'_, T>) {
+    input.check(state, LANES);
     let BlockInput { d, d_v, scale, len, keys, key_stride, values, value_stride, lane_masks } = *input;
     let allowed = |j: usize, lane: usize| lane_masks.is_none_or(|m| m[j] >> lane & 1 == 1);
     let probs = &mut state.probs[..len * LANES];

@@ -2,7 +2,7 @@
 //! per instruction set and element type.
 //!
 //! A strip is `NQ` vectors of query rows. Scores are computed `NJ` keys at a time into
-//! `NJ × NQ` accumulators, each key element broadcast against `NQ` vectors of `Qᵀ`; the
+//! `NJ × NQ` accumulators, each key element broadcast against `NQ` vectors of `Qᵀ`. The
 //! output is accumulated `NC` value columns at a time the same way, with `P` in place of
 //! `Qᵀ`. Every element is a chain of fused multiply-adds in a fixed order, so a row's
 //! result does not depend on the other rows in its strip or on the tile edges.
@@ -14,6 +14,7 @@ use super::strip::{BlockInput, StripState};
 use super::vector::{F32x8, F32x16, F64x4, F64x8, Vector};
 use num_traits::{Float, One, Zero};
 
+use crate::isa::Isa;
 use crate::scalar::Scalar;
 
 /// Processes one key block for one strip of `NQ · V::WIDTH` lanes.
@@ -39,7 +40,7 @@ unsafe fn process_block<V, const NQ: usize, const NJ: usize, const NC: usize>(
     let probs = state.probs.as_mut_ptr();
     let ot = state.ot.as_mut_ptr();
 
-    // SAFETY: for every block below, `check` guarantees that `qt` holds `d × lanes`
+    // SAFETY: for every block below, `check` guarantees that `qt` contains `d × lanes`
     // elements, `probs` `len × lanes`, `ot` `d_v × lanes`, `max` and `sum` `lanes`, that
     // key `j < len` has `d` elements from `keys[j * key_stride]` and value `j` has `d_v`
     // from `values[j * value_stride]`. Every index used stays within those bounds: tile
@@ -144,76 +145,47 @@ unsafe fn process_block<V, const NQ: usize, const NJ: usize, const NC: usize>(
 }
 
 // Register tiles per kernel: `NQ` query vectors per strip, `NJ` keys per score tile and
-// `NC` value columns per output tile. AVX-512F has 32 vector registers, AVX2 has 16.
+// `NC` value columns per output tile. AVX-512F has 32 vector registers, AVX2 has 16. The
+// narrow kernels take one query vector, for calls with few query rows.
 const AVX512_F32_TILE: [usize; 3] = [2, 8, 8];
+const AVX512_F32_NARROW_TILE: [usize; 3] = [1, 16, 16];
 const AVX512_F64_TILE: [usize; 3] = [2, 8, 8];
+const AVX512_F64_NARROW_TILE: [usize; 3] = [1, 16, 16];
 const AVX2_F32_TILE: [usize; 3] = [2, 4, 4];
+const AVX2_F32_NARROW_TILE: [usize; 3] = [1, 8, 8];
 const AVX2_F64_TILE: [usize; 3] = [2, 4, 4];
+const AVX2_F64_NARROW_TILE: [usize; 3] = [1, 8, 8];
 
-/// Query rows per strip of each kernel.
-pub(crate) const AVX512_F32_LANES: usize = AVX512_F32_TILE[0] * 16;
-pub(crate) const AVX512_F64_LANES: usize = AVX512_F64_TILE[0] * 8;
-pub(crate) const AVX2_F32_LANES: usize = AVX2_F32_TILE[0] * 8;
-pub(crate) const AVX2_F64_LANES: usize = AVX2_F64_TILE[0] * 4;
+/// Defines a safe entry point that checks the CPU and the slices, then runs
+/// [`process_block`] with one vector type and tile, compiled for one instruction set.
+macro_rules! entry_point {
+    ($name:ident, $lanes:ident, $elem:ty, $vector:ty, $tile:ident, $isa:expr, $features:literal) => {
+        /// Query rows per strip of this kernel.
+        pub(crate) const $lanes: usize = $tile[0] * <$vector as Vector>::WIDTH;
 
-/// Processes one key block with the AVX-512F `f32` kernel.
-pub(crate) fn avx512_f32(input: &BlockInput<'_, f32>, state: &mut StripState<'_, f32>) {
-    assert!(is_x86_feature_detected!("avx512f"), "the AVX-512F kernel needs AVX-512F");
-    #[target_feature(enable = "avx512f")]
-    fn run(input: &BlockInput<'_, f32>, state: &mut StripState<'_, f32>) {
-        // SAFETY: AVX-512F is enabled here and was detected above; the caller,
-        // `StripKernel::process`, ran `input.check(state, AVX512_F32_LANES)`.
-        unsafe {
-            process_block::<F32x16, { AVX512_F32_TILE[0] }, { AVX512_F32_TILE[1] }, { AVX512_F32_TILE[2] }>(
-                input, state,
-            )
+        /// Processes one key block for one strip.
+        pub(crate) fn $name(input: &BlockInput<'_, $elem>, state: &mut StripState<'_, $elem>) {
+            assert!($isa.is_supported(), concat!(stringify!($name), " needs ", $features));
+            input.check(state, $lanes);
+
+            #[target_feature(enable = $features)]
+            fn run(input: &BlockInput<'_, $elem>, state: &mut StripState<'_, $elem>) {
+                // SAFETY: the instruction set is enabled here and was detected above, and
+                // the slices passed `check` for this kernel's lanes.
+                unsafe { process_block::<$vector, { $tile[0] }, { $tile[1] }, { $tile[2] }>(input, state) }
+            }
+
+            // SAFETY: the instruction set was detected above.
+            unsafe { run(input, state) }
         }
-    }
-    // SAFETY: AVX-512F was detected above.
-    unsafe { run(input, state) }
+    };
 }
 
-/// Processes one key block with the AVX-512F `f64` kernel.
-pub(crate) fn avx512_f64(input: &BlockInput<'_, f64>, state: &mut StripState<'_, f64>) {
-    assert!(is_x86_feature_detected!("avx512f"), "the AVX-512F kernel needs AVX-512F");
-    #[target_feature(enable = "avx512f")]
-    fn run(input: &BlockInput<'_, f64>, state: &mut StripState<'_, f64>) {
-        // SAFETY: AVX-512F is enabled here and was detected above; the caller,
-        // `StripKernel::process`, ran `input.check(state, AVX512_F64_LANES)`.
-        unsafe {
-            process_block::<F64x8, { AVX512_F64_TILE[0] }, { AVX512_F64_TILE[1] }, { AVX512_F64_TILE[2] }>(input, state)
-        }
-    }
-    // SAFETY: AVX-512F was detected above.
-    unsafe { run(input, state) }
-}
-
-/// Processes one key block with the AVX2 `f32` kernel.
-pub(crate) fn avx2_f32(input: &BlockInput<'_, f32>, state: &mut StripState<'_, f32>) {
-    assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"), "the AVX2 kernel needs AVX2 and FMA");
-    #[target_feature(enable = "avx2,fma")]
-    fn run(input: &BlockInput<'_, f32>, state: &mut StripState<'_, f32>) {
-        // SAFETY: AVX2 and FMA are enabled here and were detected above; the caller,
-        // `StripKernel::process`, ran `input.check(state, AVX2_F32_LANES)`.
-        unsafe {
-            process_block::<F32x8, { AVX2_F32_TILE[0] }, { AVX2_F32_TILE[1] }, { AVX2_F32_TILE[2] }>(input, state)
-        }
-    }
-    // SAFETY: AVX2 and FMA were detected above.
-    unsafe { run(input, state) }
-}
-
-/// Processes one key block with the AVX2 `f64` kernel.
-pub(crate) fn avx2_f64(input: &BlockInput<'_, f64>, state: &mut StripState<'_, f64>) {
-    assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"), "the AVX2 kernel needs AVX2 and FMA");
-    #[target_feature(enable = "avx2,fma")]
-    fn run(input: &BlockInput<'_, f64>, state: &mut StripState<'_, f64>) {
-        // SAFETY: AVX2 and FMA are enabled here and were detected above; the caller,
-        // `StripKernel::process`, ran `input.check(state, AVX2_F64_LANES)`.
-        unsafe {
-            process_block::<F64x4, { AVX2_F64_TILE[0] }, { AVX2_F64_TILE[1] }, { AVX2_F64_TILE[2] }>(input, state)
-        }
-    }
-    // SAFETY: AVX2 and FMA were detected above.
-    unsafe { run(input, state) }
-}
+entry_point!(avx512_f32, AVX512_F32_LANES, f32, F32x16, AVX512_F32_TILE, Isa::Avx512, "avx512f");
+entry_point!(avx512_f32_narrow, AVX512_F32_NARROW_LANES, f32, F32x16, AVX512_F32_NARROW_TILE, Isa::Avx512, "avx512f");
+entry_point!(avx512_f64, AVX512_F64_LANES, f64, F64x8, AVX512_F64_TILE, Isa::Avx512, "avx512f");
+entry_point!(avx512_f64_narrow, AVX512_F64_NARROW_LANES, f64, F64x8, AVX512_F64_NARROW_TILE, Isa::Avx512, "avx512f");
+entry_point!(avx2_f32, AVX2_F32_LANES, f32, F32x8, AVX2_F32_TILE, Isa::Avx2, "avx2,fma");
+entry_point!(avx2_f32_narrow, AVX2_F32_NARROW_LANES, f32, F32x8, AVX2_F32_NARROW_TILE, Isa::Avx2, "avx2,fma");
+entry_point!(avx2_f64, AVX2_F64_LANES, f64, F64x4, AVX2_F64_TILE, Isa::Avx2, "avx2,fma");
+entry_point!(avx2_f64_narrow, AVX2_F64_NARROW_LANES, f64, F64x4, AVX2_F64_NARROW_TILE, Isa::Avx2, "avx2,fma");

@@ -1,12 +1,14 @@
 //! The interface between the fused driver and its per-instruction-set kernels: one key
 //! block processed for one strip of query rows, with the query rows in vector lanes.
 //!
-//! A strip holds `lanes` query rows. Its state is stored transposed, lane-minor: element
+//! A strip contains `lanes` query rows. Its state is stored transposed, lane-minor: element
 //! `(p, lane)` of `Qᵀ` sits at `qt[p * lanes + lane]`, and likewise for the output
 //! accumulator `Oᵀ` and the scores of a key block. The running max and sum of the online
 //! softmax are then plain vectors, one lane per row, and every step treats lanes
 //! independently, so a row's bits never depend on which rows share its strip.
 
+#[cfg(target_arch = "x86_64")]
+use super::simd;
 use crate::isa::Isa;
 use crate::scalar::Scalar;
 
@@ -54,6 +56,7 @@ impl<T> BlockInput<'_, T> {
             if rows == 0 || width == 0 { 0 } else { (rows - 1) * stride + width }
         };
         assert!(self.keys.len() >= needed(self.len, self.key_stride, self.d), "key block too short");
+        assert!(self.d > 0 || self.key_stride == 0, "zero-width keys need a zero stride");
         assert!(self.values.len() >= needed(self.len, self.value_stride, self.d_v), "value block too short");
         assert!(self.lane_masks.is_none_or(|m| m.len() >= self.len), "lane masks too short");
         assert!(lanes <= 64, "a strip has at most 64 lanes");
@@ -64,16 +67,24 @@ impl<T> BlockInput<'_, T> {
     }
 }
 
-/// A kernel that processes one key block for one strip, and its strip width.
+/// A kernel that processes one key block for one strip, its strip width and its default
+/// key block.
 ///
-/// Only the constructors below build one, and they check that the CPU supports the
-/// kernel, so holding a `StripKernel` proves its instruction set is available.
+/// The constructors pick a SIMD kernel only when the CPU supports it. The SIMD entry
+/// points are safe functions, so they check the CPU and the slice lengths again.
 #[derive(Clone, Copy)]
 pub struct StripKernel<T> {
     lanes: usize,
     key_block: usize,
-    process: fn(&BlockInput<'_, T>, &mut StripState<'_, T>),
+    process: BlockFn<T>,
+    /// A kernel of fewer lanes for calls with few query rows, such as a decoding step.
+    /// Every lane runs the same operations in both kernels, so a row gets the same bits
+    /// from either.
+    narrow: (usize, BlockFn<T>),
 }
+
+/// A kernel's entry point for one key block.
+type BlockFn<T> = fn(&BlockInput<'_, T>, &mut StripState<'_, T>);
 
 impl<T> std::fmt::Debug for StripKernel<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -84,11 +95,19 @@ impl<T> std::fmt::Debug for StripKernel<T> {
 impl<T: Scalar> StripKernel<T> {
     /// Returns the portable kernel, safe Rust for any [`Scalar`].
     pub(crate) fn portable() -> Self {
-        Self { lanes: super::portable::LANES, key_block: 64, process: super::portable::process_block::<T> }
+        let process = super::portable::process_block::<T>;
+        Self { lanes: super::portable::LANES, key_block: 64, process, narrow: (super::portable::LANES, process) }
     }
 }
 
 impl<T> StripKernel<T> {
+    /// Returns the kernel to run on `q_len` query rows: the narrow one when they fit in
+    /// its strip.
+    pub(crate) fn for_rows(self, q_len: usize) -> Self {
+        let (lanes, process) = self.narrow;
+        if q_len <= lanes { Self { lanes, process, ..self } } else { self }
+    }
+
     /// Returns the number of query rows in a strip.
     pub(crate) fn lanes(&self) -> usize {
         self.lanes
@@ -101,7 +120,6 @@ impl<T> StripKernel<T> {
 
     /// Runs the kernel on one key block.
     pub(crate) fn process(&self, input: &BlockInput<'_, T>, state: &mut StripState<'_, T>) {
-        input.check(state, self.lanes);
         (self.process)(input, state);
     }
 }
@@ -112,11 +130,19 @@ impl StripKernel<f32> {
         match isa.or_portable() {
             Isa::Portable => Self::portable(),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => Self { lanes: super::simd::AVX2_F32_LANES, key_block: 64, process: super::simd::avx2_f32 },
+            Isa::Avx2 => Self {
+                lanes: simd::AVX2_F32_LANES,
+                key_block: 64,
+                process: simd::avx2_f32,
+                narrow: (simd::AVX2_F32_NARROW_LANES, simd::avx2_f32_narrow),
+            },
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
-                Self { lanes: super::simd::AVX512_F32_LANES, key_block: 64, process: super::simd::avx512_f32 }
-            }
+            Isa::Avx512 => Self {
+                lanes: simd::AVX512_F32_LANES,
+                key_block: 64,
+                process: simd::avx512_f32,
+                narrow: (simd::AVX512_F32_NARROW_LANES, simd::avx512_f32_narrow),
+            },
             #[cfg(not(target_arch = "x86_64"))]
             _ => Self::portable(),
         }
@@ -129,11 +155,19 @@ impl StripKernel<f64> {
         match isa.or_portable() {
             Isa::Portable => Self::portable(),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => Self { lanes: super::simd::AVX2_F64_LANES, key_block: 64, process: super::simd::avx2_f64 },
+            Isa::Avx2 => Self {
+                lanes: simd::AVX2_F64_LANES,
+                key_block: 64,
+                process: simd::avx2_f64,
+                narrow: (simd::AVX2_F64_NARROW_LANES, simd::avx2_f64_narrow),
+            },
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
-                Self { lanes: super::simd::AVX512_F64_LANES, key_block: 64, process: super::simd::avx512_f64 }
-            }
+            Isa::Avx512 => Self {
+                lanes: simd::AVX512_F64_LANES,
+                key_block: 64,
+                process: simd::avx512_f64,
+                narrow: (simd::AVX512_F64_NARROW_LANES, simd::avx512_f64_narrow),
+            },
             #[cfg(not(target_arch = "x86_64"))]
             _ => Self::portable(),
         }
