@@ -96,6 +96,8 @@ pub(crate) fn attend_heads<T: Scalar>(
 /// Masked keys are skipped, never multiplied by zero, so a NaN in a masked key or
 /// value cannot reach the output. Each row is computed independently of the others,
 /// and the work is spread over threads as [`Parallelism::Auto`] allows.
+// NOTE: this signature carries no `Parallelism`, so `SelfAttention::with_parallelism`
+// does not reach the attention step. `attend_heads` with one head does take it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend<T: Scalar>(
     q: MatrixView<'_, T>,

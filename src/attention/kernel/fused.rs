@@ -19,7 +19,7 @@ use crate::parallel::Parallelism;
 use crate::scalar::Scalar;
 
 /// Multiply-adds per extra thread below which [`Parallelism::Auto`] stays on the calling
-/// thread: about a millisecond of work, well above the cost of starting a thread.
+/// thread: a few hundred microseconds of work, well above the cost of starting a thread.
 const AUTO_WORK_PER_THREAD: usize = 1 << 24;
 
 /// One multi-head attention call, with its inputs checked by the caller.

@@ -80,6 +80,8 @@ pub struct StripKernel<T> {
     /// A kernel of fewer lanes for calls with few query rows, such as a decoding step.
     /// Every lane runs the same operations in both kernels, so a row gets the same bits
     /// from either.
+    // NOTE: one query row still fills a whole vector of lanes (16 for AVX-512 `f32`), so
+    // a decoding step does up to that many times the arithmetic it needs.
     narrow: (usize, BlockFn<T>),
 }
 
