@@ -62,8 +62,13 @@ unsafe fn process_block<V, const NQ: usize, const NJ: usize, const NC: usize>(
                     }
                 }
             }
-            for jj in 0..NJ.min(len - j0) {
+            // A constant trip count keeps `acc` in registers; keys past the block end are
+            // the repeated last key and are dropped here.
+            for jj in 0..NJ {
                 let j = j0 + jj;
+                if j >= len {
+                    break;
+                }
                 for v in 0..NQ {
                     let mut s = V::mul(acc[jj][v], scale);
                     if let Some(masks) = lane_masks {
