@@ -62,26 +62,29 @@ pub(crate) fn run<T: Scalar>(task: &Task<'_, T>, out: &mut [T], out_stride: usiz
         return;
     }
 
-    // Threads take items from a shared counter, the most expensive first, and write each
-    // finished strip under the lock. Writing a strip costs a small fraction of computing it.
+    // Threads, the calling one included, take items from a shared counter, the most
+    // expensive first, and write each finished strip under the lock. Writing a strip
+    // costs a small fraction of computing it.
     let next = AtomicUsize::new(0);
     let out = Mutex::new(out);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                let mut scratch = Scratch::new(task);
-                loop {
-                    let item = next.fetch_add(1, Ordering::Relaxed);
-                    if item >= items {
-                        break;
-                    }
-                    let (head, strip) = item_at(task, strips, item);
-                    compute_strip(task, head, strip, &mut scratch);
-                    let mut out = out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    scratch.write(task, head, strip, &mut out, out_stride);
-                }
-            });
+    let work = || {
+        let mut scratch = Scratch::new(task);
+        loop {
+            let item = next.fetch_add(1, Ordering::Relaxed);
+            if item >= items {
+                break;
+            }
+            let (head, strip) = item_at(task, strips, item);
+            compute_strip(task, head, strip, &mut scratch);
+            let mut out = out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            scratch.write(task, head, strip, &mut out, out_stride);
         }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
     });
 }
 
