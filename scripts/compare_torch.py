@@ -117,10 +117,10 @@ def main():
     print("|---:|---:|---|---:|---:|---:|")
     for d in widths:
         for causal in (False, True):
-            one = qkv_seconds(n, d, causal, args.reps, threads=1)
-            two = qkv_seconds(n, d, causal, args.reps, threads=2)
-            print(f"| {n} | {d} | {'causal' if causal else 'none'} | {one * 1e3:.2f} | {two * 1e3:.2f} "
-                  f"| {one / two:.2f} |", flush=True)
+            one_thread = qkv_seconds(n, d, causal, args.reps, threads=1)
+            two_threads = qkv_seconds(n, d, causal, args.reps, threads=2)
+            print(f"| {n} | {d} | {'causal' if causal else 'none'} | {one_thread * 1e3:.2f} "
+                  f"| {two_threads * 1e3:.2f} | {one_thread / two_threads:.2f} |", flush=True)
 
     n, d = args.memory_n, 64
     io_mib = 4 * n * d * 4 / 2**20

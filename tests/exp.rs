@@ -120,18 +120,18 @@ fn exp_slice_lengths_match_elementwise() {
             let mut got = xs.clone();
             exp_f32_with(isa, &mut got);
             for (i, &x) in xs.iter().enumerate() {
-                let mut one = [x];
-                exp_f32_with(isa, &mut one);
-                assert_eq!(got[i].to_bits(), one[0].to_bits(), "{isa:?}: len {len}, index {i}");
+                let mut single = [x];
+                exp_f32_with(isa, &mut single);
+                assert_eq!(got[i].to_bits(), single[0].to_bits(), "{isa:?}: len {len}, index {i}");
             }
 
             let xs: Vec<f64> = (0..len).map(|i| (i as f64 * 0.37) - 9.0).collect();
             let mut got = xs.clone();
             exp_f64_with(isa, &mut got);
             for (i, &x) in xs.iter().enumerate() {
-                let mut one = [x];
-                exp_f64_with(isa, &mut one);
-                assert_eq!(got[i].to_bits(), one[0].to_bits(), "{isa:?}: len {len}, index {i}");
+                let mut single = [x];
+                exp_f64_with(isa, &mut single);
+                assert_eq!(got[i].to_bits(), single[0].to_bits(), "{isa:?}: len {len}, index {i}");
             }
         }
     }

@@ -212,13 +212,13 @@ fn fused_bit_identical_across_threads() {
             let options = FusedOptions { isa, key_block: None, parallelism };
             attention_fused(q.view(), k.view(), v.view(), 4, 2, &Mask::Causal, 0.25, options).unwrap()
         };
-        let one = run(Parallelism::Sequential);
+        let sequential = run(Parallelism::Sequential);
         for threads in [2, 3, 7] {
             let many = run(Parallelism::Threads(NonZeroUsize::new(threads).unwrap()));
-            let same = one.as_slice().iter().zip(many.as_slice()).all(|(a, b)| a.to_bits() == b.to_bits());
+            let same = sequential.as_slice().iter().zip(many.as_slice()).all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "{isa:?}: {threads} threads differ from one");
         }
-        assert_eq!(one, run(Parallelism::Auto), "{isa:?}: Auto differs from one thread");
+        assert_eq!(sequential, run(Parallelism::Auto), "{isa:?}: Auto differs from one thread");
     });
 }
 

@@ -10,10 +10,10 @@
 // The tile loops index several arrays by the same lane, key or column.
 #![allow(clippy::needless_range_loop)]
 
-use super::strip::{BlockInput, StripState};
-use super::vector::{F32x8, F32x16, F64x4, F64x8, Vector};
 use num_traits::{Float, One, Zero};
 
+use super::strip::{BlockInput, StripState};
+use super::vector::{F32x8, F32x16, F64x4, F64x8, Vector};
 use crate::isa::Isa;
 use crate::scalar::Scalar;
 
