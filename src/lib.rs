@@ -64,6 +64,6 @@ pub use softmax::{log_softmax_in_place, log_sum_exp, softmax_in_place, softmax_r
 #[doc(hidden)]
 pub mod kernels {
     pub use crate::attention::kernel::{FusedOptions, attention_fused, attention_materialized};
-    pub use crate::exp::{exp_f32_with, exp_f64_with};
+    pub use crate::exp::{exp_f32_with, exp_f64_with, exp2_f32_with, exp2_f64_with};
     pub use crate::isa::Isa;
 }

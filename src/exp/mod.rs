@@ -9,6 +9,10 @@
 //! their own relative error below `6e-9` (degree 6, `f32`) and `1e-17` (degree 11,
 //! `f64`) on that interval, well below half an ulp. `exp(0)` is exactly 1, NaN stays
 //! NaN, `−∞` gives 0 and `+∞` gives `+∞`.
+//!
+//! `2^x` follows the same steps with `k = round(x)` and `r = x − k`, which is exact, and
+//! a polynomial for `2^r` on `|r| ≤ 1/2`. The SIMD attention kernels fold `log2 e` into
+//! their score scale and use it, which saves the reduction's multiplies.
 
 mod portable;
 
@@ -49,6 +53,44 @@ const EXP_F64_POLY: [f64; 12] = [
     0.000_000_276_263_572_414_472_228_551_535_6,
     0.000_000_025_105_206_373_957_011_116_038_21,
 ];
+
+/// Coefficients `c_0 ..= c_6` of the `f32` polynomial `2^r ≈ Σ c_i·r^i` on `|r| ≤ 1/2`,
+/// fitted the same way, relative error below `6e-9`.
+#[allow(clippy::excessive_precision)]
+const EXP2_F32_POLY: [f32; 7] = [
+    1.0,
+    0.693_147_188_026_228_781_058_149_6,
+    0.240_226_507_605_681_269_445_917,
+    0.055_503_571_142_190_778_186_073_02,
+    0.009_618_082_557_277_851_491_269_443,
+    0.001_339_086_336_467_123_438_118_152,
+    0.000_154_531_629_451_206_901_769_970_1,
+];
+
+/// Coefficients `c_0 ..= c_11` of the `f64` polynomial `2^r ≈ Σ c_i·r^i` on `|r| ≤ 1/2`,
+/// relative error below `1e-17`. The fit returns `ln 2` itself for `c_1`.
+#[allow(clippy::excessive_precision)]
+const EXP2_F64_POLY: [f64; 12] = [
+    1.0,
+    std::f64::consts::LN_2,
+    0.240_226_506_959_100_982_200_386_2,
+    0.055_504_108_664_821_594_338_694_77,
+    0.009_618_129_107_606_888_527_277_57,
+    0.001_333_355_814_641_693_531_041,
+    0.000_154_035_304_417_360_501_549_178_9,
+    0.000_015_252_733_829_836_118_394_379_76,
+    0.000_001_321_544_258_792_168_965_296_273,
+    0.000_000_101_780_624_458_457_735_206_833_3,
+    0.000_000_007_072_585_949_269_223_699_856_946,
+    0.000_000_000_445_496_059_818_651_839_377_934_9,
+];
+
+/// `2^x` clamps its input to `[EXP2_*_MIN, EXP2_*_MAX]`, where the result has already
+/// rounded to 0 or overflowed.
+const EXP2_F32_MIN: f32 = -151.0;
+const EXP2_F32_MAX: f32 = 129.0;
+const EXP2_F64_MIN: f64 = -1076.0;
+const EXP2_F64_MAX: f64 = 1025.0;
 
 /// `f32` inputs are clamped to `[EXP_F32_MIN, EXP_F32_MAX]`: `e^-104` rounds to 0 and
 /// `e^89` overflows, so clamping does not change any result.
@@ -98,6 +140,55 @@ pub fn exp_f32_with(isa: Isa, xs: &mut [f32]) {
         Isa::Avx2 => avx2::exp_slice_f32(xs),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => avx512::exp_slice_f32(xs),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("only the portable level is supported off x86-64"),
+    }
+}
+
+/// Replaces every `x` in `xs` with `2^x`, on the kernel of `isa`, or on the portable
+/// kernel when this CPU does not support `isa`. The SIMD attention kernels use this form.
+///
+/// ```
+/// use qkv::kernels::{Isa, exp2_f32_with};
+///
+/// for isa in Isa::supported() {
+///     let mut xs = [0.0_f32, -3.0, -0.5];
+///     exp2_f32_with(isa, &mut xs);
+///     assert_eq!(xs[..2], [1.0, 0.125]);
+///     assert!((xs[2] - std::f32::consts::FRAC_1_SQRT_2).abs() <= f32::EPSILON);
+/// }
+/// ```
+pub fn exp2_f32_with(isa: Isa, xs: &mut [f32]) {
+    match isa.or_portable() {
+        Isa::Portable => xs.iter_mut().for_each(|x| *x = portable::exp2_f32(*x)),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::exp2_slice_f32(xs),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::exp2_slice_f32(xs),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("only the portable level is supported off x86-64"),
+    }
+}
+
+/// Replaces every `x` in `xs` with `2^x`, on the kernel of `isa`, or on the portable
+/// kernel when this CPU does not support `isa`. The SIMD attention kernels use this form.
+///
+/// ```
+/// use qkv::kernels::{Isa, exp2_f64_with};
+///
+/// for isa in Isa::supported() {
+///     let mut xs = [0.0_f64, -10.0, 1024.0];
+///     exp2_f64_with(isa, &mut xs);
+///     assert_eq!(xs, [1.0, 1.0 / 1024.0, f64::INFINITY]);
+/// }
+/// ```
+pub fn exp2_f64_with(isa: Isa, xs: &mut [f64]) {
+    match isa.or_portable() {
+        Isa::Portable => xs.iter_mut().for_each(|x| *x = portable::exp2_f64(*x)),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::exp2_slice_f64(xs),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::exp2_slice_f64(xs),
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("only the portable level is supported off x86-64"),
     }

@@ -46,8 +46,11 @@ unsafe fn process_block<V, const NQ: usize, const NJ: usize, const NC: usize>(
     // from `values[j * value_stride]`. Every index used stays within those bounds: tile
     // edges repeat the last key or column rather than read past it.
     unsafe {
-        // Scores, NJ keys at a time: s[j] = scale · Qᵀ·k_j, −∞ in masked lanes.
-        let scale = V::splat(scale);
+        // Scores, NJ keys at a time: s[j] = scale · log2(e) · Qᵀ·k_j, −∞ in masked lanes.
+        // The factor log2(e) puts the scores in base 2, so the softmax below computes
+        // 2^(s − max), which needs no range-reduction multiplies, in place of exp.
+        let scale_f64 = num_traits::cast::<V::Elem, f64>(scale).unwrap_or(f64::NAN);
+        let scale = V::splat(num_traits::cast(scale_f64 * std::f64::consts::LOG2_E).unwrap_or(scale));
         let mut block_max = [V::splat(V::Elem::neg_infinity()); NQ];
         for j0 in (0..len).step_by(NJ) {
             let key_rows: [*const V::Elem; NJ] =
@@ -81,22 +84,22 @@ unsafe fn process_block<V, const NQ: usize, const NJ: usize, const NC: usize>(
         }
 
         // Online softmax: raise the running max, rescale the running sum by
-        // alpha = exp(old max − new max), and turn scores into exp(s − max). A lane that
+        // alpha = 2^(old max − new max), and turn scores into 2^(s − max). A lane that
         // has seen no key keeps max = −∞ and subtracts 0 instead, so its masked scores
-        // give exp(−∞) = 0, not NaN.
+        // give 2^(−∞) = 0, not NaN.
         let mut alpha = [V::splat(V::Elem::one()); NQ];
         for v in 0..NQ {
             let lane0 = v * V::WIDTH;
             let old = V::load(state.max.as_ptr().add(lane0));
             let new = V::max(old, block_max[v]);
             let shift = new.zero_if_neg_inf();
-            alpha[v] = V::exp(V::sub(old, shift));
+            alpha[v] = V::exp2(V::sub(old, shift));
             new.store(state.max.as_mut_ptr().add(lane0));
 
             let mut sum = V::mul(V::load(state.sum.as_ptr().add(lane0)), alpha[v]);
             for j in 0..len {
                 let at = probs.add(j * lanes + lane0);
-                let p = V::exp(V::sub(V::load(at), shift));
+                let p = V::exp2(V::sub(V::load(at), shift));
                 p.store(at);
                 sum = V::add(sum, p);
             }

@@ -40,7 +40,8 @@ pub(crate) struct StripState<'a, T> {
     pub(crate) qt: &'a [T],
     /// Unnormalised output `Oᵀ`, `d_v × lanes`.
     pub(crate) ot: &'a mut [T],
-    /// Running maximum of the scaled scores per lane, `−∞` before any visible key.
+    /// Running maximum of the scaled scores per lane, `−∞` before any visible key. The
+    /// SIMD kernels keep it in base 2, as `log2(e)` times the portable kernel's.
     pub(crate) max: &'a mut [T],
     /// Running sum of `exp(score − max)` per lane.
     pub(crate) sum: &'a mut [T],

@@ -30,7 +30,8 @@ pub(crate) unsafe trait Vector: Copy {
     unsafe fn mul(a: Self, b: Self) -> Self;
     /// Returns the lane-wise maximum; when either lane is NaN, the lane of `b`.
     unsafe fn max(a: Self, b: Self) -> Self;
-    unsafe fn exp(a: Self) -> Self;
+    /// Returns `2^a` lane by lane.
+    unsafe fn exp2(a: Self) -> Self;
     /// Returns `self` with every lane whose bit in `bits` is clear set to `−∞`.
     unsafe fn neg_inf_unless(self, bits: u64) -> Self;
     /// Returns `self` with every `−∞` lane set to `0`.
@@ -94,8 +95,8 @@ unsafe impl Vector for F32x16 {
         Self(_mm512_max_ps(a.0, b.0))
     }
     #[inline(always)]
-    unsafe fn exp(a: Self) -> Self {
-        Self(exp::avx512::exp_ps(a.0))
+    unsafe fn exp2(a: Self) -> Self {
+        Self(exp::avx512::exp2_ps(a.0))
     }
     #[inline(always)]
     unsafe fn neg_inf_unless(self, bits: u64) -> Self {
@@ -151,8 +152,8 @@ unsafe impl Vector for F64x8 {
         Self(_mm512_max_pd(a.0, b.0))
     }
     #[inline(always)]
-    unsafe fn exp(a: Self) -> Self {
-        Self(exp::avx512::exp_pd(a.0))
+    unsafe fn exp2(a: Self) -> Self {
+        Self(exp::avx512::exp2_pd(a.0))
     }
     #[inline(always)]
     unsafe fn neg_inf_unless(self, bits: u64) -> Self {
@@ -224,8 +225,8 @@ unsafe impl Vector for F32x8 {
         Self(_mm256_max_ps(a.0, b.0))
     }
     #[inline(always)]
-    unsafe fn exp(a: Self) -> Self {
-        Self(exp::avx2::exp_ps(a.0))
+    unsafe fn exp2(a: Self) -> Self {
+        Self(exp::avx2::exp2_ps(a.0))
     }
     #[inline(always)]
     unsafe fn neg_inf_unless(self, bits: u64) -> Self {
@@ -281,8 +282,8 @@ unsafe impl Vector for F64x4 {
         Self(_mm256_max_pd(a.0, b.0))
     }
     #[inline(always)]
-    unsafe fn exp(a: Self) -> Self {
-        Self(exp::avx2::exp_pd(a.0))
+    unsafe fn exp2(a: Self) -> Self {
+        Self(exp::avx2::exp2_pd(a.0))
     }
     #[inline(always)]
     unsafe fn neg_inf_unless(self, bits: u64) -> Self {
