@@ -247,8 +247,8 @@ fn compute_strip<T: Scalar>(task: &Task<'_, T>, head: usize, strip: usize, scrat
 }
 
 /// Returns the lane mask of key `j` for the strip whose first row is `first`: bit `lane`
-/// is set iff row `first + lane` may attend to key `j`. `ranges` holds each row's key
-/// range. When `ranged` is true the mask is nothing more than those ranges; otherwise
+/// is set iff row `first + lane` may attend to key `j`. `ranges` contains each row's key
+/// range. When `ranged` is true the mask is nothing more than those ranges. Otherwise
 /// each row inside its range is checked against the mask.
 fn lane_bits(
     mask: &Mask,

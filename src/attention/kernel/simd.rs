@@ -65,8 +65,8 @@ unsafe fn process_block<V, const NQ: usize, const NJ: usize, const NC: usize>(
                     }
                 }
             }
-            // A constant trip count keeps `acc` in registers; keys past the block end are
-            // the repeated last key and are dropped here.
+            // A constant trip count keeps `acc` in registers. Keys past the block end are
+            // the repeated last key, and the loop drops them.
             for jj in 0..NJ {
                 let j = j0 + jj;
                 if j >= len {

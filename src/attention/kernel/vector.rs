@@ -28,7 +28,7 @@ pub(crate) unsafe trait Vector: Copy {
     unsafe fn add(a: Self, b: Self) -> Self;
     unsafe fn sub(a: Self, b: Self) -> Self;
     unsafe fn mul(a: Self, b: Self) -> Self;
-    /// Returns the lane-wise maximum; when either lane is NaN, the lane of `b`.
+    /// Returns the lane-wise maximum, or the lane of `b` where either lane is NaN.
     unsafe fn max(a: Self, b: Self) -> Self;
     /// Returns `2^a` lane by lane.
     unsafe fn exp2(a: Self) -> Self;
