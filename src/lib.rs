@@ -47,6 +47,7 @@ struct ReadmeDoctests;
 mod attention;
 mod error;
 mod exp;
+mod isa;
 mod matmul;
 mod matrix;
 mod parallel;
@@ -64,3 +65,12 @@ pub use parallel::Parallelism;
 pub use projection::Projection;
 pub use scalar::Scalar;
 pub use softmax::{log_softmax_in_place, log_sum_exp, softmax_in_place, softmax_rows};
+
+/// Kernel entry points with an explicit instruction set and block size, for the crate's
+/// tests and benchmarks. Not part of the stable API.
+#[doc(hidden)]
+pub mod kernels {
+    pub use crate::attention::kernel::{FusedOptions, attention_fused, attention_materialized};
+    pub use crate::exp::{exp_f32_with, exp_f64_with, exp2_f32_with, exp2_f64_with};
+    pub use crate::isa::Isa;
+}

@@ -4,7 +4,9 @@ use std::fmt::Debug;
 
 use num_traits::Float;
 
+use crate::attention::kernel::StripKernel;
 use crate::exp;
+use crate::isa::Isa;
 use crate::matmul;
 use crate::matrix::MatrixView;
 use crate::parallel::Parallelism;
@@ -51,6 +53,17 @@ pub trait Scalar: Float + Debug + Send + Sync + 'static {
             *x = x.exp();
         }
     }
+
+    /// Returns the fused attention kernel for `isa`.
+    ///
+    /// The default returns the portable kernel whatever `isa` is. Implementations
+    /// override it only to return a SIMD kernel of the same contract, and fall back to
+    /// the portable one when the CPU lacks `isa`.
+    #[doc(hidden)]
+    fn strip_kernel(isa: Isa) -> StripKernel<Self> {
+        let _ = isa;
+        StripKernel::portable()
+    }
 }
 
 impl Scalar for f32 {
@@ -61,6 +74,10 @@ impl Scalar for f32 {
     fn exp_in_place(xs: &mut [f32]) {
         exp::exp_f32(xs);
     }
+
+    fn strip_kernel(isa: Isa) -> StripKernel<f32> {
+        StripKernel::for_f32(isa)
+    }
 }
 
 impl Scalar for f64 {
@@ -70,6 +87,10 @@ impl Scalar for f64 {
 
     fn exp_in_place(xs: &mut [f64]) {
         exp::exp_f64(xs);
+    }
+
+    fn strip_kernel(isa: Isa) -> StripKernel<f64> {
+        StripKernel::for_f64(isa)
     }
 }
 
