@@ -96,8 +96,8 @@ pub(crate) fn attend_heads<T: Scalar>(
 /// Masked keys are skipped, never multiplied by zero, so a NaN in a masked key or
 /// value cannot reach the output. Each row is computed independently of the others,
 /// and the work is spread over threads as [`Parallelism::Auto`] allows.
-// NOTE: this signature carries no `Parallelism`, so `SelfAttention::with_parallelism`
-// does not reach the attention step. `attend_heads` with one head does take it.
+// NOTE: this signature carries no `Parallelism`, so the callers that return weights
+// run with `Parallelism::Auto` whatever the layer's setting; `attend_heads` takes one.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend<T: Scalar>(
     q: MatrixView<'_, T>,

@@ -9,6 +9,7 @@ pub(crate) mod kernel;
 pub(crate) mod mask;
 pub(crate) mod multi_head;
 
+use crate::attention::kernel::HeadLayout;
 use crate::error::{Error, Result};
 use crate::matrix::{Matrix, MatrixView};
 use crate::parallel::Parallelism;
@@ -313,7 +314,18 @@ impl<T: Scalar> SelfAttention<T> {
     pub fn forward_masked(&self, x: &Matrix<T>, mask: &Mask) -> Result<Matrix<T>> {
         let (q, k, v) = self.project(x, mask)?;
         let mut out = Matrix::zeros(x.rows(), self.d_v())?;
-        kernel::attend(q.view(), k.view(), v.view(), mask, self.scale, out.as_mut_slice(), self.d_v(), None);
+        let one_head = HeadLayout { n_heads: 1, n_kv_heads: 1, d_head: self.d_k(), d_head_v: self.d_v() };
+        kernel::attend_heads(
+            q.view(),
+            k.view(),
+            v.view(),
+            one_head,
+            mask,
+            self.scale,
+            &mut out,
+            None,
+            self.parallelism,
+        )?;
         Ok(out)
     }
 
