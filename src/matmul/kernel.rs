@@ -1,0 +1,59 @@
+//! The micro-kernel interface: one `MR × NR` register tile of `C` per call, over
+//! packed panels of `A` and `B`, with the block sizes the driver tiles the caches by.
+
+use crate::scalar::Scalar;
+
+/// A register-blocked micro-kernel and the cache blocking that suits it.
+///
+/// The driver packs `A` into micro-panels of `MR` rows stored column by column
+/// (`MR` values for each `p`), and `B` into micro-panels of `NR` columns stored row by
+/// row (`NR` values for each `p`), both zero-padded to whole panels. A kernel then adds
+/// `A_panel · B_panel` to an `MR × NR` tile, one rank-1 update per `p`, in increasing
+/// `p`, so every element of `C` is one running sum whose order depends on `k` alone.
+pub(crate) trait MicroKernel<T: Scalar>: Copy + Send + Sync {
+    /// Rows of the register tile.
+    const MR: usize;
+    /// Columns of the register tile.
+    const NR: usize;
+    /// Depth of one packed block: an `MR × KC` panel of `A` stays in L1 while the
+    /// kernel walks the `B` panels of a block.
+    const KC: usize;
+    /// Rows of `A` packed at once; an `MC × KC` block is read from L2 or L3.
+    const MC: usize;
+    /// Columns of `B` packed at once; a `KC × NC` block stays in L2.
+    const NC: usize;
+
+    /// Computes one tile: `acc = A_panel · B_panel` over `k` steps, plus the current
+    /// contents of the tile when `accumulate` is set, then stores its top-left
+    /// `rows × cols` corner into `c` with row stride `ldc`.
+    ///
+    /// `a` holds at least `k * MR` elements, `b` at least `k * NR`, and `c` the
+    /// `rows × cols` corner starting at `c[0]`; `1 <= rows <= MR`, `1 <= cols <= NR`.
+    /// Without `accumulate` the tile starts from zero and `c` is only written, so it
+    /// may hold anything, NaN included. Implementations panic when a slice is too
+    /// short, which only a bug in the driver can cause.
+    #[allow(clippy::too_many_arguments)]
+    fn tile(self, k: usize, a: &[T], b: &[T], c: &mut [T], ldc: usize, rows: usize, cols: usize, accumulate: bool);
+}
+
+/// Panics unless the slices of a [`MicroKernel::tile`] call are long enough.
+///
+/// The SIMD kernels read and write through raw pointers, so this check is what makes
+/// them sound.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn check_tile<T>(
+    mr: usize,
+    nr: usize,
+    k: usize,
+    a: &[T],
+    b: &[T],
+    c: &[T],
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    assert!((1..=mr).contains(&rows) && (1..=nr).contains(&cols), "tile {rows} × {cols} exceeds {mr} × {nr}");
+    assert!(a.len() >= k * mr && b.len() >= k * nr, "packed panels shorter than k = {k}");
+    assert!(cols <= ldc && c.len() >= (rows - 1) * ldc + cols, "C tile out of bounds");
+}
