@@ -7,8 +7,8 @@
 
 use std::ops::Range;
 
-use super::kernel::MicroKernel;
-use super::pack::{PackBuffer, pack_a, pack_b};
+use super::kernel::{APanel, MicroKernel};
+use super::pack::{a_layout, pack_a, pack_b, with_buffers};
 use crate::matrix::MatrixView;
 use crate::parallel::{Parallelism, for_each_row_block};
 use crate::scalar::Scalar;
@@ -43,6 +43,11 @@ pub(crate) fn gemm<T: Scalar, K: MicroKernel<T>>(
     for_each_row_block(c, ldc, m, K::MR, threads, |rows, c_rows| gemm_rows(kernel, a, b, rows, c_rows, ldc));
 }
 
+/// Largest number of `NR`-column panels in `B` for which full panels of a row-major
+/// `A` are read in place rather than packed: below it, packing `A` costs more than the
+/// reuse of the packed copy repays.
+const DIRECT_A_MAX_PANELS: usize = 2;
+
 /// Computes rows `rows` of `C = A·B` into `c`, which starts at row `rows.start`.
 fn gemm_rows<T: Scalar, K: MicroKernel<T>>(
     kernel: K,
@@ -53,38 +58,67 @@ fn gemm_rows<T: Scalar, K: MicroKernel<T>>(
     ldc: usize,
 ) {
     let (k, n) = (a.cols(), b.cols());
-    let mut a_buffer = PackBuffer::new(K::MC.min(rows.len()).next_multiple_of(K::MR) * K::KC.min(k));
-    let mut b_buffer = PackBuffer::new(K::NC.min(n).next_multiple_of(K::NR) * K::KC.min(k));
 
-    // Loop 5: blocks of MC rows of A and C.
-    for ic in rows.clone().step_by(K::MC) {
-        let m_block = K::MC.min(rows.end - ic);
+    // Equal row blocks of at most MC·KC/kc rows: a shallow product packs more rows at
+    // once, so that B is packed fewer times. No block is a thin leftover.
+    let kc_max = K::KC.min(k);
+    let mc_max = (K::MC * K::KC / kc_max).max(K::MR);
+    let m_blocks = rows.len().div_ceil(mc_max);
+    let mc = rows.len().div_ceil(m_blocks).next_multiple_of(K::MR);
 
-        // Loop 4: blocks of KC along k. The first overwrites C, the others add to it.
-        for pc in (0..k).step_by(K::KC) {
-            let kc = K::KC.min(k - pc);
-            let a_packed = a_buffer.slice_mut(m_block.next_multiple_of(K::MR) * kc);
-            pack_a(a, ic..ic + m_block, pc..pc + kc, K::MR, a_packed);
+    // When each panel of A meets few panels of B, copying A costs more than reading it
+    // in place would: full panels of a row-major A are then read where they lie.
+    let direct_a = a.col_stride() == 1 && n <= DIRECT_A_MAX_PANELS * K::NR;
 
-            // Loop 3: blocks of NC columns of B and C.
-            for jc in (0..n).step_by(K::NC) {
-                let n_block = K::NC.min(n - jc);
-                let b_packed = b_buffer.slice_mut(n_block.next_multiple_of(K::NR) * kc);
-                pack_b(b, pc..pc + kc, jc..jc + n_block, K::NR, b_packed);
+    let a_len = mc / K::MR * a_layout(&a, K::MR, kc_max).panel_len;
+    let b_len = K::NC.min(n).next_multiple_of(K::NR) * kc_max;
 
-                // Loop 2: micro-panels of A, each kept in L1 through loop 1.
-                for (ir, a_panel) in (0..m_block).step_by(K::MR).zip(a_packed.chunks_exact(K::MR * kc)) {
-                    let tile_rows = K::MR.min(m_block - ir);
-                    let row_offset = (ic - rows.start + ir) * ldc;
+    with_buffers(a_len, b_len, |a_buffer: &mut [T], b_buffer: &mut [T]| {
+        // Loop 5: blocks of mc rows of A and C.
+        for ic in rows.clone().step_by(mc) {
+            let m_block = mc.min(rows.end - ic);
+            let full_panels = if direct_a { m_block / K::MR } else { 0 };
 
-                    // Loop 1: micro-panels of B, streamed from L2.
-                    for (jr, b_panel) in (0..n_block).step_by(K::NR).zip(b_packed.chunks_exact(K::NR * kc)) {
-                        let tile_cols = K::NR.min(n_block - jr);
-                        let c_tile = &mut c[row_offset + jc + jr..];
-                        kernel.tile(kc, a_panel, b_panel, c_tile, ldc, tile_rows, tile_cols, pc > 0);
+            // Loop 4: blocks of KC along k. The first overwrites C, the others add to it.
+            for pc in (0..k).step_by(K::KC) {
+                let kc = K::KC.min(k - pc);
+                let layout = a_layout(&a, K::MR, kc);
+                let packed_rows = ic + full_panels * K::MR..ic + m_block;
+                let a_packed = &mut a_buffer[..packed_rows.len().div_ceil(K::MR) * layout.panel_len];
+                pack_a(a, packed_rows, pc..pc + kc, K::MR, layout, a_packed);
+                let a_packed = &*a_packed;
+                let a_panel = |q: usize| {
+                    if q < full_panels {
+                        let start = (ic + q * K::MR) * a.row_stride() + pc;
+                        let data = &a.as_raw_slice()[start..];
+                        APanel { data, row_stride: a.row_stride(), col_stride: 1 }
+                    } else {
+                        let data = &a_packed[(q - full_panels) * layout.panel_len..][..layout.panel_len];
+                        APanel { data, row_stride: layout.row_stride, col_stride: layout.col_stride }
+                    }
+                };
+
+                // Loop 3: blocks of NC columns of B and C.
+                for jc in (0..n).step_by(K::NC) {
+                    let n_block = K::NC.min(n - jc);
+                    let b_packed = &mut b_buffer[..n_block.next_multiple_of(K::NR) * kc];
+                    pack_b(b, pc..pc + kc, jc..jc + n_block, K::NR, b_packed);
+
+                    // Loop 2: micro-panels of A, each kept in L1 through loop 1.
+                    for (q, ir) in (0..m_block).step_by(K::MR).enumerate() {
+                        let a_panel = a_panel(q);
+                        let tile_rows = K::MR.min(m_block - ir);
+                        let row_offset = (ic - rows.start + ir) * ldc;
+
+                        // Loop 1: micro-panels of B, streamed from L2.
+                        for (jr, b_panel) in (0..n_block).step_by(K::NR).zip(b_packed.chunks_exact(K::NR * kc)) {
+                            let tile_cols = K::NR.min(n_block - jr);
+                            let c_tile = &mut c[row_offset + jc + jr..];
+                            kernel.tile(kc, a_panel, b_panel, c_tile, ldc, tile_rows, tile_cols, pc > 0);
+                        }
                     }
                 }
             }
         }
-    }
+    });
 }

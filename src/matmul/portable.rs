@@ -4,7 +4,7 @@
 //! on CPUs without the SIMD kernels. The tile loops have fixed bounds so that LLVM
 //! unrolls them and vectorises the columns on the baseline target.
 
-use super::kernel::{MicroKernel, check_tile};
+use super::kernel::{APanel, MicroKernel, check_tile};
 use crate::scalar::Scalar;
 
 /// The portable kernel: a 4 × 8 tile, one multiply and one add per term (no fused
@@ -24,7 +24,7 @@ impl<T: Scalar> MicroKernel<T> for Portable {
     const MC: usize = 128;
     const NC: usize = 1024;
 
-    fn tile(self, k: usize, a: &[T], b: &[T], c: &mut [T], ldc: usize, rows: usize, cols: usize, accumulate: bool) {
+    fn tile(self, k: usize, a: APanel<'_, T>, b: &[T], c: &mut [T], ldc: usize, rows: usize, cols: usize, accumulate: bool) {
         check_tile(MR, NR, k, a, b, c, ldc, rows, cols);
 
         let mut acc = [[T::zero(); NR]; MR];
@@ -35,8 +35,9 @@ impl<T: Scalar> MicroKernel<T> for Portable {
         }
 
         // One rank-1 update per p, in increasing p.
-        for (a_p, b_p) in a.chunks_exact(MR).zip(b.chunks_exact(NR)).take(k) {
-            for (acc_row, &a_ip) in acc.iter_mut().zip(a_p) {
+        for (p, b_p) in b.chunks_exact(NR).take(k).enumerate() {
+            for (i, acc_row) in acc.iter_mut().enumerate() {
+                let a_ip = a.data[i * a.row_stride + p * a.col_stride];
                 for (acc_ij, &b_pj) in acc_row.iter_mut().zip(b_p) {
                     *acc_ij = *acc_ij + a_ip * b_pj;
                 }

@@ -9,9 +9,9 @@
 /// per step `p`.
 ///
 /// The generated function is `unsafe`: its caller must have checked the CPU features
-/// named in its `#[target_feature]` attribute and must pass pointers with `k * MR`
-/// elements behind `a`, `k * NR` behind `b`, and the `rows × cols` corner (row stride
-/// `ldc`) behind `c`.
+/// named in its `#[target_feature]` attribute and must pass pointers with the
+/// `MR × k` panel behind `a` (at the given strides), `k * NR` elements behind `b`, and
+/// the `rows × cols` corner (row stride `ldc`) behind `c`.
 macro_rules! simd_tile {
     (
         $(#[$attr:meta])*
@@ -23,6 +23,8 @@ macro_rules! simd_tile {
         pub(super) unsafe fn $name(
             k: usize,
             a: *const $t,
+            a_row_stride: usize,
+            a_col_stride: usize,
             b: *const $t,
             c: *mut $t,
             ldc: usize,
@@ -36,11 +38,11 @@ macro_rules! simd_tile {
             const COLS: usize = VECS * LANES;
             let full = rows == ROWS && cols == COLS;
 
-            // Edge tiles pass through this copy, so the vector loads and stores stay whole.
-            let mut staged = [0.0 as $t; ROWS * COLS];
             let mut acc = [[$zero(); VECS]; ROWS];
 
             if accumulate {
+                // Edge tiles pass through a zero-padded copy, so the vector loads stay whole.
+                let mut staged = [0.0 as $t; ROWS * COLS];
                 if !full {
                     for i in 0..rows {
                         for j in 0..cols {
@@ -59,6 +61,16 @@ macro_rules! simd_tile {
                 }
             }
 
+            // Fetch the tile of C now, so that the stores at the end do not wait for it.
+            if full {
+                for i in 0..ROWS {
+                    for line in 0..COLS * size_of::<$t>() / 64 {
+                        let address = c.wrapping_add(i * ldc + line * 64 / size_of::<$t>());
+                        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast_const().cast());
+                    }
+                }
+            }
+
             // The rank-1 updates, one per p in increasing order.
             let (mut a, mut b) = (a, b);
             for _ in 0..k {
@@ -68,27 +80,35 @@ macro_rules! simd_tile {
                     *b_pv = unsafe { $load(b.add(v * LANES)) };
                 }
                 for (i, acc_row) in acc.iter_mut().enumerate() {
-                    // SAFETY: step p of the A panel holds ROWS elements, and k steps are in bounds.
-                    let a_ip = $splat(unsafe { *a.add(i) });
+                    // SAFETY: element (i, p) of the A panel is in bounds for i < ROWS, p < k.
+                    let a_ip = $splat(unsafe { *a.add(i * a_row_stride) });
                     for (acc_iv, &b_pv) in acc_row.iter_mut().zip(&b_p) {
                         *acc_iv = $fma(a_ip, b_pv, *acc_iv);
                     }
                 }
-                // SAFETY: moves to step p + 1, at most one past the end of each panel.
+                // SAFETY: moves to step p + 1; the pointers are only read while p < k.
                 unsafe {
-                    a = a.add(ROWS);
+                    a = a.add(a_col_stride);
                     b = b.add(COLS);
                 }
             }
 
-            let (dst, stride) = if full { (c, ldc) } else { (staged.as_mut_ptr(), COLS) };
-            for (i, acc_row) in acc.iter().enumerate() {
-                for (v, &acc_iv) in acc_row.iter().enumerate() {
-                    // SAFETY: as for the loads above.
-                    unsafe { $store(dst.add(i * stride + v * LANES), acc_iv) };
+            if full {
+                for (i, acc_row) in acc.iter().enumerate() {
+                    for (v, &acc_iv) in acc_row.iter().enumerate() {
+                        // SAFETY: a full tile writes the ROWS × COLS block the caller vouches for.
+                        unsafe { $store(c.add(i * ldc + v * LANES), acc_iv) };
+                    }
                 }
-            }
-            if !full {
+            } else {
+                // Edge tiles store through a copy and write back only the rows × cols corner.
+                let mut staged = [0.0 as $t; ROWS * COLS];
+                for (i, acc_row) in acc.iter().enumerate() {
+                    for (v, &acc_iv) in acc_row.iter().enumerate() {
+                        // SAFETY: `staged` is ROWS × COLS.
+                        unsafe { $store(staged.as_mut_ptr().add(i * COLS + v * LANES), acc_iv) };
+                    }
+                }
                 for i in 0..rows {
                     for j in 0..cols {
                         // SAFETY: (i, j) lies in the rows × cols corner the caller vouches for.
@@ -103,7 +123,7 @@ macro_rules! simd_tile {
 mod avx2;
 mod avx512;
 
-use super::kernel::{MicroKernel, check_tile};
+use super::kernel::{APanel, MicroKernel, check_tile};
 
 /// The AVX-512F kernels: a 12 × 32 tile for `f32` and 12 × 16 for `f64` (24 of the 32
 /// vector registers hold the tile).
@@ -137,15 +157,15 @@ impl Avx2Fma {
 impl MicroKernel<f32> for Avx512 {
     const MR: usize = avx512::MR;
     const NR: usize = avx512::NR_F32;
-    const KC: usize = 256;
+    const KC: usize = 512;
     const MC: usize = 960;
-    const NC: usize = 512;
+    const NC: usize = 256;
 
-    fn tile(self, k: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, rows: usize, cols: usize, acc: bool) {
+    fn tile(self, k: usize, a: APanel<'_, f32>, b: &[f32], c: &mut [f32], ldc: usize, rows: usize, cols: usize, acc: bool) {
         check_tile(avx512::MR, avx512::NR_F32, k, a, b, c, ldc, rows, cols);
         // SAFETY: the token proves AVX-512F, and `check_tile` bounds every access the
         // kernel makes: `k` panel steps of `a` and `b`, and the `rows × cols` corner of `c`.
-        unsafe { avx512::tile_f32(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, rows, cols, acc) }
+        unsafe { avx512::tile_f32(k, a.data.as_ptr(), a.row_stride, a.col_stride, b.as_ptr(), c.as_mut_ptr(), ldc, rows, cols, acc) }
     }
 }
 
@@ -156,10 +176,10 @@ impl MicroKernel<f64> for Avx512 {
     const MC: usize = 960;
     const NC: usize = 320;
 
-    fn tile(self, k: usize, a: &[f64], b: &[f64], c: &mut [f64], ldc: usize, rows: usize, cols: usize, acc: bool) {
+    fn tile(self, k: usize, a: APanel<'_, f64>, b: &[f64], c: &mut [f64], ldc: usize, rows: usize, cols: usize, acc: bool) {
         check_tile(avx512::MR, avx512::NR_F64, k, a, b, c, ldc, rows, cols);
         // SAFETY: as for `f32`: the token proves AVX-512F and `check_tile` the bounds.
-        unsafe { avx512::tile_f64(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, rows, cols, acc) }
+        unsafe { avx512::tile_f64(k, a.data.as_ptr(), a.row_stride, a.col_stride, b.as_ptr(), c.as_mut_ptr(), ldc, rows, cols, acc) }
     }
 }
 
@@ -170,10 +190,10 @@ impl MicroKernel<f32> for Avx2Fma {
     const MC: usize = 960;
     const NC: usize = 512;
 
-    fn tile(self, k: usize, a: &[f32], b: &[f32], c: &mut [f32], ldc: usize, rows: usize, cols: usize, acc: bool) {
+    fn tile(self, k: usize, a: APanel<'_, f32>, b: &[f32], c: &mut [f32], ldc: usize, rows: usize, cols: usize, acc: bool) {
         check_tile(avx2::MR, avx2::NR_F32, k, a, b, c, ldc, rows, cols);
         // SAFETY: the token proves AVX2 and FMA, and `check_tile` the bounds.
-        unsafe { avx2::tile_f32(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, rows, cols, acc) }
+        unsafe { avx2::tile_f32(k, a.data.as_ptr(), a.row_stride, a.col_stride, b.as_ptr(), c.as_mut_ptr(), ldc, rows, cols, acc) }
     }
 }
 
@@ -184,9 +204,9 @@ impl MicroKernel<f64> for Avx2Fma {
     const MC: usize = 960;
     const NC: usize = 256;
 
-    fn tile(self, k: usize, a: &[f64], b: &[f64], c: &mut [f64], ldc: usize, rows: usize, cols: usize, acc: bool) {
+    fn tile(self, k: usize, a: APanel<'_, f64>, b: &[f64], c: &mut [f64], ldc: usize, rows: usize, cols: usize, acc: bool) {
         check_tile(avx2::MR, avx2::NR_F64, k, a, b, c, ldc, rows, cols);
         // SAFETY: the token proves AVX2 and FMA, and `check_tile` the bounds.
-        unsafe { avx2::tile_f64(k, a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), ldc, rows, cols, acc) }
+        unsafe { avx2::tile_f64(k, a.data.as_ptr(), a.row_stride, a.col_stride, b.as_ptr(), c.as_mut_ptr(), ldc, rows, cols, acc) }
     }
 }
