@@ -269,12 +269,12 @@ fn matmul_same_bits_any_thread_count() {
 
 /// Places NaN, +∞ and a zero that meets +∞ in edge rows and columns and in the last `KC`
 /// block, and checks that exactly the outputs they reach are non-finite.
-fn check_non_finite<T: Scalar>(kernel: GemmKernel) {
-    let (m, k, n) = (25, 530, 37);
+fn check_non_finite<T: Scalar>(kernel: GemmKernel, n: usize) {
+    let (m, k) = (25, 530);
     let mut a = random_matrix::<T>(m, k, 41);
     let mut b = random_matrix::<T>(k, n, 42);
     let (nan_row, nan_p) = (24, 3);
-    let (inf_p, inf_col) = (529, 36);
+    let (inf_p, inf_col) = (529, n - 1);
     let zero_row = 12;
     a[(nan_row, nan_p)] = T::nan();
     b[(inf_p, inf_col)] = T::infinity();
@@ -299,11 +299,14 @@ fn check_non_finite<T: Scalar>(kernel: GemmKernel) {
 
 #[test]
 fn matmul_nan_and_infinity_reach_their_outputs() {
-    for kernel in kernels::<f32>() {
-        check_non_finite::<f32>(kernel);
-    }
-    for kernel in kernels::<f64>() {
-        check_non_finite::<f64>(kernel);
+    // A narrow B is read in place where the kernel allows it, and a wide one is packed.
+    for n in [37, 300] {
+        for kernel in kernels::<f32>() {
+            check_non_finite::<f32>(kernel, n);
+        }
+        for kernel in kernels::<f64>() {
+            check_non_finite::<f64>(kernel, n);
+        }
     }
 }
 
@@ -342,4 +345,49 @@ fn matmul_public_api_matches_reference() {
     let expected = reference::matmul(&Mat::from_matrix(&a), &Mat::from_matrix(&b));
     assert_close(&c, &Mat::from_matrix(&a), &Mat::from_matrix(&b), "Matrix::matmul");
     assert_eq!(expected.rows, c.rows());
+}
+
+/// Returns a copy of `m` stored in a wider buffer (row stride `cols + pad`), so that a
+/// product reads it through a different row stride.
+fn widened<T: Scalar>(m: &Matrix<T>, pad: usize) -> Matrix<T> {
+    Matrix::from_fn(m.rows(), m.cols() + pad, |i, j| if j < m.cols() { m[(i, j)] } else { T::nan() }).unwrap()
+}
+
+/// Checks that the bits of `A·B` do not depend on how the operands are stored: tightly
+/// (so the driver may read full panels in place), in wider buffers, or transposed (so
+/// it must pack them), for narrow and wide `B`.
+fn check_storage_independence<T: Scalar>(kernel: GemmKernel) {
+    for (m, k, n) in [(64, 64, 64), (50, 530, 40), (37, 300, 130), (130, 70, 300)] {
+        let a = random_matrix::<T>(m, k, 61);
+        let b = random_matrix::<T>(k, n, 62);
+        let tight = product(kernel, a.view(), b.view(), Parallelism::Sequential);
+        assert_close(&tight, &Mat::from_matrix(&a), &Mat::from_matrix(&b), &format!("{kernel:?} {m}×{k}·{k}×{n}"));
+
+        let (a_wide, b_wide) = (widened(&a, 300), widened(&b, 300));
+        let wide = product(
+            kernel,
+            a_wide.view().columns(0..k).unwrap(),
+            b_wide.view().columns(0..n).unwrap(),
+            Parallelism::Sequential,
+        );
+        assert_same_bits(wide.as_slice(), tight.as_slice(), &format!("{kernel:?} {m}×{k}·{k}×{n} wide storage"));
+
+        let (a_t, b_t) = (a.transpose(), b.transpose());
+        let transposed = product(kernel, a_t.view().t(), b_t.view().t(), Parallelism::Sequential);
+        assert_same_bits(
+            transposed.as_slice(),
+            tight.as_slice(),
+            &format!("{kernel:?} {m}×{k}·{k}×{n} transposed storage"),
+        );
+    }
+}
+
+#[test]
+fn matmul_bits_independent_of_storage() {
+    for kernel in kernels::<f32>() {
+        check_storage_independence::<f32>(kernel);
+    }
+    for kernel in kernels::<f64>() {
+        check_storage_independence::<f64>(kernel);
+    }
 }

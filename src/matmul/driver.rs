@@ -7,7 +7,7 @@
 
 use std::ops::Range;
 
-use super::kernel::{APanel, MicroKernel};
+use super::kernel::{APanel, BPanel, MicroKernel};
 use super::pack::{a_layout, pack_a, pack_b, with_buffers};
 use crate::matrix::MatrixView;
 use crate::parallel::{Parallelism, for_each_row_block};
@@ -48,6 +48,10 @@ pub(crate) fn gemm<T: Scalar, K: MicroKernel<T>>(
 /// reuse of the packed copy repays.
 const DIRECT_A_MAX_PANELS: usize = 2;
 
+/// Largest row stride of a row-major `B`, in `NR`-column panels, for which full panels
+/// of `B` are read in place rather than packed.
+const DIRECT_B_MAX_PANELS: usize = 2;
+
 /// Computes rows `rows` of `C = A·B` into `c`, which starts at row `rows.start`.
 fn gemm_rows<T: Scalar, K: MicroKernel<T>>(
     kernel: K,
@@ -69,6 +73,11 @@ fn gemm_rows<T: Scalar, K: MicroKernel<T>>(
     // When each panel of A meets few panels of B, copying A costs more than reading it
     // in place would: full panels of a row-major A are then read where they lie.
     let direct_a = a.col_stride() == 1 && n <= DIRECT_A_MAX_PANELS * K::NR;
+
+    // When the rows of a row-major B lie close together (B is at most two panels wide),
+    // its full panels are as good as packed, so they too are read in place.
+    let direct_b = b.col_stride() == 1 && b.row_stride() <= DIRECT_B_MAX_PANELS * K::NR;
+    let full_b_panels = |n_block: usize| if direct_b { n_block / K::NR } else { 0 };
 
     let a_len = mc / K::MR * a_layout(&a, K::MR, kc_max).panel_len;
     let b_len = K::NC.min(n).next_multiple_of(K::NR) * kc_max;
@@ -101,8 +110,20 @@ fn gemm_rows<T: Scalar, K: MicroKernel<T>>(
                 // Loop 3: blocks of NC columns of B and C.
                 for jc in (0..n).step_by(K::NC) {
                     let n_block = K::NC.min(n - jc);
-                    let b_packed = &mut b_buffer[..n_block.next_multiple_of(K::NR) * kc];
-                    pack_b(b, pc..pc + kc, jc..jc + n_block, K::NR, b_packed);
+                    let direct_panels = full_b_panels(n_block);
+                    let packed_cols = jc + direct_panels * K::NR..jc + n_block;
+                    let b_packed = &mut b_buffer[..packed_cols.len().next_multiple_of(K::NR) * kc];
+                    pack_b(b, pc..pc + kc, packed_cols, K::NR, b_packed);
+                    let b_packed = &*b_packed;
+                    let b_panel = |q: usize| {
+                        if q < direct_panels {
+                            let start = pc * b.row_stride() + jc + q * K::NR;
+                            BPanel { data: &b.as_raw_slice()[start..], row_stride: b.row_stride() }
+                        } else {
+                            let data = &b_packed[(q - direct_panels) * K::NR * kc..][..K::NR * kc];
+                            BPanel { data, row_stride: K::NR }
+                        }
+                    };
 
                     // Loop 2: micro-panels of A, each kept in L1 through loop 1.
                     for (q, ir) in (0..m_block).step_by(K::MR).enumerate() {
@@ -111,10 +132,10 @@ fn gemm_rows<T: Scalar, K: MicroKernel<T>>(
                         let row_offset = (ic - rows.start + ir) * ldc;
 
                         // Loop 1: micro-panels of B, streamed from L2.
-                        for (jr, b_panel) in (0..n_block).step_by(K::NR).zip(b_packed.chunks_exact(K::NR * kc)) {
+                        for (q, jr) in (0..n_block).step_by(K::NR).enumerate() {
                             let tile_cols = K::NR.min(n_block - jr);
                             let c_tile = &mut c[row_offset + jc + jr..];
-                            kernel.tile(kc, a_panel, b_panel, c_tile, ldc, tile_rows, tile_cols, pc > 0);
+                            kernel.tile(kc, a_panel, b_panel(q), c_tile, ldc, tile_rows, tile_cols, pc > 0);
                         }
                     }
                 }

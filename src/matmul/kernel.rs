@@ -11,11 +11,21 @@ pub(crate) struct APanel<'a, T> {
     pub(crate) col_stride: usize,
 }
 
+/// A micro-panel of `B` whose rows are contiguous: element `(p, j)` is
+/// `data[p·row_stride + j]`. A packed panel has `row_stride == NR`; a panel read in
+/// place has the row stride of `B`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BPanel<'a, T> {
+    pub(crate) data: &'a [T],
+    pub(crate) row_stride: usize,
+}
+
 /// A register-blocked micro-kernel and the cache blocking that suits it.
 ///
 /// The driver packs `A` into micro-panels of `MR` rows (with the strides an
 /// [`APanel`] carries), and `B` into micro-panels of `NR` columns stored row by row
-/// (`NR` values for each `p`), both zero-padded to whole panels. A kernel then adds
+/// (`NR` values for each `p`), both zero-padded to whole panels. Full panels of a
+/// row-major operand may instead be read where they lie. A kernel then adds
 /// `A_panel · B_panel` to an `MR × NR` tile, one rank-1 update per `p`, in increasing
 /// `p`, so every element of `C` is one running sum whose order depends on `k` alone.
 pub(crate) trait MicroKernel<T: Scalar>: Copy + Send + Sync {
@@ -35,13 +45,23 @@ pub(crate) trait MicroKernel<T: Scalar>: Copy + Send + Sync {
     /// contents of the tile when `accumulate` is set, then stores its top-left
     /// `rows × cols` corner into `c` with row stride `ldc`.
     ///
-    /// `a` holds the `MR × k` panel, `b` at least `k * NR` elements, and `c` the
+    /// `a` holds the `MR × k` panel, `b` the `k × NR` panel, and `c` the
     /// `rows × cols` corner starting at `c[0]`; `1 <= rows <= MR`, `1 <= cols <= NR`.
     /// Without `accumulate` the tile starts from zero and `c` is only written, so it
     /// may hold anything, NaN included. Implementations panic when a slice is too
     /// short, which only a bug in the driver can cause.
     #[allow(clippy::too_many_arguments)]
-    fn tile(self, k: usize, a: APanel<'_, T>, b: &[T], c: &mut [T], ldc: usize, rows: usize, cols: usize, accumulate: bool);
+    fn tile(
+        self,
+        k: usize,
+        a: APanel<'_, T>,
+        b: BPanel<'_, T>,
+        c: &mut [T],
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    );
 }
 
 /// Panics unless the slices of a [`MicroKernel::tile`] call are long enough.
@@ -55,7 +75,7 @@ pub(crate) fn check_tile<T>(
     nr: usize,
     k: usize,
     a: APanel<'_, T>,
-    b: &[T],
+    b: BPanel<'_, T>,
     c: &[T],
     ldc: usize,
     rows: usize,
@@ -64,6 +84,7 @@ pub(crate) fn check_tile<T>(
     assert!((1..=mr).contains(&rows) && (1..=nr).contains(&cols), "tile {rows} × {cols} exceeds {mr} × {nr}");
     let a_end = (mr - 1) * a.row_stride + k.saturating_sub(1) * a.col_stride;
     assert!(k == 0 || a.data.len() > a_end, "packed A panel shorter than k = {k}");
-    assert!(b.len() >= k * nr, "packed B panel shorter than k = {k}");
+    let b_end = k.saturating_sub(1) * b.row_stride + nr;
+    assert!(k == 0 || b.data.len() >= b_end, "B panel shorter than k = {k}");
     assert!(cols <= ldc && c.len() >= (rows - 1) * ldc + cols, "C tile out of bounds");
 }

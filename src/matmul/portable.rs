@@ -4,7 +4,7 @@
 //! on CPUs without the SIMD kernels. The tile loops have fixed bounds so that LLVM
 //! unrolls them and vectorises the columns on the baseline target.
 
-use super::kernel::{APanel, MicroKernel, check_tile};
+use super::kernel::{APanel, BPanel, MicroKernel, check_tile};
 use crate::scalar::Scalar;
 
 /// The portable kernel: a 4 × 8 tile, one multiply and one add per term (no fused
@@ -24,7 +24,17 @@ impl<T: Scalar> MicroKernel<T> for Portable {
     const MC: usize = 128;
     const NC: usize = 1024;
 
-    fn tile(self, k: usize, a: APanel<'_, T>, b: &[T], c: &mut [T], ldc: usize, rows: usize, cols: usize, accumulate: bool) {
+    fn tile(
+        self,
+        k: usize,
+        a: APanel<'_, T>,
+        b: BPanel<'_, T>,
+        c: &mut [T],
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        accumulate: bool,
+    ) {
         check_tile(MR, NR, k, a, b, c, ldc, rows, cols);
 
         let mut acc = [[T::zero(); NR]; MR];
@@ -35,7 +45,8 @@ impl<T: Scalar> MicroKernel<T> for Portable {
         }
 
         // One rank-1 update per p, in increasing p.
-        for (p, b_p) in b.chunks_exact(NR).take(k).enumerate() {
+        for p in 0..k {
+            let b_p = &b.data[p * b.row_stride..][..NR];
             for (i, acc_row) in acc.iter_mut().enumerate() {
                 let a_ip = a.data[i * a.row_stride + p * a.col_stride];
                 for (acc_ij, &b_pj) in acc_row.iter_mut().zip(b_p) {

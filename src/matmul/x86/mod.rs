@@ -10,8 +10,8 @@
 ///
 /// The generated function is `unsafe`: its caller must have checked the CPU features
 /// named in its `#[target_feature]` attribute and must pass pointers with the
-/// `MR × k` panel behind `a` (at the given strides), `k * NR` elements behind `b`, and
-/// the `rows × cols` corner (row stride `ldc`) behind `c`.
+/// `MR × k` panel behind `a` and the `k × NR` panel behind `b` (at the given strides),
+/// and the `rows × cols` corner (row stride `ldc`) behind `c`.
 macro_rules! simd_tile {
     (
         $(#[$attr:meta])*
@@ -26,6 +26,7 @@ macro_rules! simd_tile {
             a_row_stride: usize,
             a_col_stride: usize,
             b: *const $t,
+            b_row_stride: usize,
             c: *mut $t,
             ldc: usize,
             rows: usize,
@@ -76,7 +77,7 @@ macro_rules! simd_tile {
             for _ in 0..k {
                 let mut b_p = [$zero(); VECS];
                 for (v, b_pv) in b_p.iter_mut().enumerate() {
-                    // SAFETY: step p of the B panel holds COLS elements, and k steps are in bounds.
+                    // SAFETY: row p of the B panel holds COLS elements for p < k.
                     *b_pv = unsafe { $load(b.add(v * LANES)) };
                 }
                 for (i, acc_row) in acc.iter_mut().enumerate() {
@@ -86,11 +87,10 @@ macro_rules! simd_tile {
                         *acc_iv = $fma(a_ip, b_pv, *acc_iv);
                     }
                 }
-                // SAFETY: moves to step p + 1; the pointers are only read while p < k.
-                unsafe {
-                    a = a.add(a_col_stride);
-                    b = b.add(COLS);
-                }
+                // Wrapping, because after the last step the pointers may leave the
+                // panels; they are only read while p < k.
+                a = a.wrapping_add(a_col_stride);
+                b = b.wrapping_add(b_row_stride);
             }
 
             if full {
@@ -123,7 +123,7 @@ macro_rules! simd_tile {
 mod avx2;
 mod avx512;
 
-use super::kernel::{APanel, MicroKernel, check_tile};
+use super::kernel::{APanel, BPanel, MicroKernel, check_tile};
 
 /// The AVX-512F kernels: a 12 × 32 tile for `f32` and 12 × 16 for `f64` (24 of the 32
 /// vector registers hold the tile).
@@ -161,25 +161,73 @@ impl MicroKernel<f32> for Avx512 {
     const MC: usize = 960;
     const NC: usize = 256;
 
-    fn tile(self, k: usize, a: APanel<'_, f32>, b: &[f32], c: &mut [f32], ldc: usize, rows: usize, cols: usize, acc: bool) {
+    fn tile(
+        self,
+        k: usize,
+        a: APanel<'_, f32>,
+        b: BPanel<'_, f32>,
+        c: &mut [f32],
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        acc: bool,
+    ) {
         check_tile(avx512::MR, avx512::NR_F32, k, a, b, c, ldc, rows, cols);
         // SAFETY: the token proves AVX-512F, and `check_tile` bounds every access the
         // kernel makes: `k` panel steps of `a` and `b`, and the `rows × cols` corner of `c`.
-        unsafe { avx512::tile_f32(k, a.data.as_ptr(), a.row_stride, a.col_stride, b.as_ptr(), c.as_mut_ptr(), ldc, rows, cols, acc) }
+        unsafe {
+            avx512::tile_f32(
+                k,
+                a.data.as_ptr(),
+                a.row_stride,
+                a.col_stride,
+                b.data.as_ptr(),
+                b.row_stride,
+                c.as_mut_ptr(),
+                ldc,
+                rows,
+                cols,
+                acc,
+            )
+        }
     }
 }
 
 impl MicroKernel<f64> for Avx512 {
     const MR: usize = avx512::MR;
     const NR: usize = avx512::NR_F64;
-    const KC: usize = 192;
+    const KC: usize = 256;
     const MC: usize = 960;
-    const NC: usize = 320;
+    const NC: usize = 256;
 
-    fn tile(self, k: usize, a: APanel<'_, f64>, b: &[f64], c: &mut [f64], ldc: usize, rows: usize, cols: usize, acc: bool) {
+    fn tile(
+        self,
+        k: usize,
+        a: APanel<'_, f64>,
+        b: BPanel<'_, f64>,
+        c: &mut [f64],
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        acc: bool,
+    ) {
         check_tile(avx512::MR, avx512::NR_F64, k, a, b, c, ldc, rows, cols);
         // SAFETY: as for `f32`: the token proves AVX-512F and `check_tile` the bounds.
-        unsafe { avx512::tile_f64(k, a.data.as_ptr(), a.row_stride, a.col_stride, b.as_ptr(), c.as_mut_ptr(), ldc, rows, cols, acc) }
+        unsafe {
+            avx512::tile_f64(
+                k,
+                a.data.as_ptr(),
+                a.row_stride,
+                a.col_stride,
+                b.data.as_ptr(),
+                b.row_stride,
+                c.as_mut_ptr(),
+                ldc,
+                rows,
+                cols,
+                acc,
+            )
+        }
     }
 }
 
@@ -190,10 +238,34 @@ impl MicroKernel<f32> for Avx2Fma {
     const MC: usize = 960;
     const NC: usize = 512;
 
-    fn tile(self, k: usize, a: APanel<'_, f32>, b: &[f32], c: &mut [f32], ldc: usize, rows: usize, cols: usize, acc: bool) {
+    fn tile(
+        self,
+        k: usize,
+        a: APanel<'_, f32>,
+        b: BPanel<'_, f32>,
+        c: &mut [f32],
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        acc: bool,
+    ) {
         check_tile(avx2::MR, avx2::NR_F32, k, a, b, c, ldc, rows, cols);
         // SAFETY: the token proves AVX2 and FMA, and `check_tile` the bounds.
-        unsafe { avx2::tile_f32(k, a.data.as_ptr(), a.row_stride, a.col_stride, b.as_ptr(), c.as_mut_ptr(), ldc, rows, cols, acc) }
+        unsafe {
+            avx2::tile_f32(
+                k,
+                a.data.as_ptr(),
+                a.row_stride,
+                a.col_stride,
+                b.data.as_ptr(),
+                b.row_stride,
+                c.as_mut_ptr(),
+                ldc,
+                rows,
+                cols,
+                acc,
+            )
+        }
     }
 }
 
@@ -204,9 +276,33 @@ impl MicroKernel<f64> for Avx2Fma {
     const MC: usize = 960;
     const NC: usize = 256;
 
-    fn tile(self, k: usize, a: APanel<'_, f64>, b: &[f64], c: &mut [f64], ldc: usize, rows: usize, cols: usize, acc: bool) {
+    fn tile(
+        self,
+        k: usize,
+        a: APanel<'_, f64>,
+        b: BPanel<'_, f64>,
+        c: &mut [f64],
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        acc: bool,
+    ) {
         check_tile(avx2::MR, avx2::NR_F64, k, a, b, c, ldc, rows, cols);
         // SAFETY: the token proves AVX2 and FMA, and `check_tile` the bounds.
-        unsafe { avx2::tile_f64(k, a.data.as_ptr(), a.row_stride, a.col_stride, b.as_ptr(), c.as_mut_ptr(), ldc, rows, cols, acc) }
+        unsafe {
+            avx2::tile_f64(
+                k,
+                a.data.as_ptr(),
+                a.row_stride,
+                a.col_stride,
+                b.data.as_ptr(),
+                b.row_stride,
+                c.as_mut_ptr(),
+                ldc,
+                rows,
+                cols,
+                acc,
+            )
+        }
     }
 }
