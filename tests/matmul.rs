@@ -391,3 +391,23 @@ fn matmul_bits_independent_of_storage() {
         check_storage_independence::<f64>(kernel);
     }
 }
+
+/// Checks that the SIMD kernels give the same bits as each other, since both compute
+/// every term with one fused multiply-add in the same order.
+fn check_simd_kernels_agree<T: Scalar>() {
+    let simd: Vec<GemmKernel> = kernels::<T>().into_iter().filter(|&kernel| kernel != GemmKernel::Portable).collect();
+    let (m, k, n) = (45, 1100, 140);
+    let a = random_matrix::<T>(m, k, 71);
+    let b = random_matrix::<T>(k, n, 72);
+    let results: Vec<Matrix<T>> =
+        simd.iter().map(|&kernel| product(kernel, a.view(), b.view(), Parallelism::Sequential)).collect();
+    for (kernel, c) in simd.iter().zip(&results).skip(1) {
+        assert_same_bits(c.as_slice(), results[0].as_slice(), &format!("{kernel:?} against {:?}", simd[0]));
+    }
+}
+
+#[test]
+fn matmul_simd_kernels_give_same_bits() {
+    check_simd_kernels_agree::<f32>();
+    check_simd_kernels_agree::<f64>();
+}
