@@ -29,9 +29,10 @@ pub enum Parallelism {
     Auto,
 }
 
-/// Multiply-adds that one extra thread must get before it is worth starting: about
-/// 0.1 ms of work, against roughly 20 µs to spawn and join a scoped thread. Both
-/// figures were measured on an AMD EPYC (Zen 4) core.
+/// Multiply-adds that each thread must get before a product is split. That is about
+/// 0.15 ms of `f32` work on one Zen 4 core at the 110 GFLOP/s the matmul benchmark
+/// reaches there. By estimate, this is several times the cost of starting a scoped
+/// thread and filling its fresh packing buffers.
 const MIN_WORK_PER_THREAD: usize = 1 << 23;
 
 impl Parallelism {
@@ -53,8 +54,8 @@ impl Parallelism {
 }
 
 /// Splits rows `0..m` of the row-major `c` (row stride `ldc`) into `threads` blocks of
-/// whole `granule`-row groups and calls `f(rows, c_rows)` for each, on scoped threads;
-/// `c_rows` starts at row `rows.start`. The calling thread takes the first block.
+/// whole `granule`-row groups and calls `f(rows, c_rows)` for each on scoped threads,
+/// where `c_rows` starts at row `rows.start`. The calling thread takes the first block.
 pub(crate) fn for_each_row_block<T, F>(c: &mut [T], ldc: usize, m: usize, granule: usize, threads: usize, f: F)
 where
     T: Send,

@@ -2,8 +2,9 @@
 //! tile by tile with a [`MicroKernel`].
 //!
 //! The loops follow BLIS with the roles of the two operands swapped, because `C` is
-//! row-major and the tiles are wide: the `MR × KC` micro-panel of `A` stays in L1 while
-//! the kernel streams the `KC × NR` micro-panels of a packed `B` block from L2.
+//! row-major and the tiles are wide. So the `MR × KC` micro-panel of `A` stays in L1
+//! while the kernel streams the `KC × NR` micro-panels of a packed `B` block from L2. "Loop
+//! n" below is BLIS's n-th loop around the micro-kernel with `A` and `B` exchanged.
 
 use std::ops::Range;
 
@@ -44,13 +45,13 @@ pub(crate) fn gemm<T: Scalar, K: MicroKernel<T>>(
 }
 
 /// Largest number of `NR`-column panels in `B` for which full panels of a row-major
-/// `A` are read in place rather than packed: below it, packing `A` costs more than the
-/// reuse of the packed copy repays.
-const DIRECT_A_MAX_PANELS: usize = 2;
+/// `A` are read in place rather than packed. Up to it, packing `A` cost more than the
+/// reuse of the packed copy repaid, as measured on Zen 4.
+const DIRECT_A_MAX_PANELS: usize = 4;
 
 /// Largest row stride of a row-major `B`, in `NR`-column panels, for which full panels
 /// of `B` are read in place rather than packed.
-const DIRECT_B_MAX_PANELS: usize = 2;
+const DIRECT_B_MAX_PANELS: usize = 4;
 
 /// Computes rows `rows` of `C = A·B` into `c`, which starts at row `rows.start`.
 fn gemm_rows<T: Scalar, K: MicroKernel<T>>(
@@ -63,10 +64,12 @@ fn gemm_rows<T: Scalar, K: MicroKernel<T>>(
 ) {
     let (k, n) = (a.cols(), b.cols());
 
-    // Equal row blocks of at most MC·KC/kc rows: a shallow product packs more rows at
-    // once, so that B is packed fewer times. No block is a thin leftover.
+    // Equal row blocks that pack at most as much of A as MC rows of depth KC would. A
+    // shallow product so packs more rows at once and B fewer times. No block is a thin
+    // leftover.
     let kc_max = K::KC.min(k);
-    let mc_max = (K::MC * K::KC / kc_max).max(K::MR);
+    let panel_len = a_layout(&a, K::MR, kc_max).panel_len;
+    let mc_max = (K::MC / K::MR * a_layout(&a, K::MR, K::KC).panel_len / panel_len).max(1) * K::MR;
     let m_blocks = rows.len().div_ceil(mc_max);
     let mc = rows.len().div_ceil(m_blocks).next_multiple_of(K::MR);
 
@@ -74,12 +77,13 @@ fn gemm_rows<T: Scalar, K: MicroKernel<T>>(
     // in place would: full panels of a row-major A are then read where they lie.
     let direct_a = a.col_stride() == 1 && n <= DIRECT_A_MAX_PANELS * K::NR;
 
-    // When the rows of a row-major B lie close together (B is at most two panels wide),
-    // its full panels are as good as packed, so they too are read in place.
+    // When the rows of a row-major B lie close together (at most four panels apart),
+    // its full panels are nearly as compact as packed ones, so they too are read in place.
     let direct_b = b.col_stride() == 1 && b.row_stride() <= DIRECT_B_MAX_PANELS * K::NR;
     let full_b_panels = |n_block: usize| if direct_b { n_block / K::NR } else { 0 };
 
-    let a_len = mc / K::MR * a_layout(&a, K::MR, kc_max).panel_len;
+    // Read in place, A only needs room for its last, partial panel.
+    let a_len = if direct_a { panel_len } else { mc / K::MR * panel_len };
     let b_len = K::NC.min(n).next_multiple_of(K::NR) * kc_max;
 
     with_buffers(a_len, b_len, |a_buffer: &mut [T], b_buffer: &mut [T]| {

@@ -45,7 +45,7 @@ pub(crate) trait MicroKernel<T: Scalar>: Copy + Send + Sync {
     /// contents of the tile when `accumulate` is set, then stores its top-left
     /// `rows × cols` corner into `c` with row stride `ldc`.
     ///
-    /// `a` holds the `MR × k` panel, `b` the `k × NR` panel, and `c` the
+    /// `a` is the `MR × k` panel, `b` the `k × NR` panel, and `c` the
     /// `rows × cols` corner starting at `c[0]`; `1 <= rows <= MR`, `1 <= cols <= NR`.
     /// Without `accumulate` the tile starts from zero and `c` is only written, so it
     /// may hold anything, NaN included. Implementations panic when a slice is too
@@ -81,10 +81,12 @@ pub(crate) fn check_tile<T>(
     rows: usize,
     cols: usize,
 ) {
-    assert!((1..=mr).contains(&rows) && (1..=nr).contains(&cols), "tile {rows} × {cols} exceeds {mr} × {nr}");
+    assert!((1..=mr).contains(&rows), "tile rows {rows} not in 1..={mr}");
+    assert!((1..=nr).contains(&cols), "tile columns {cols} not in 1..={nr}");
     let a_end = (mr - 1) * a.row_stride + k.saturating_sub(1) * a.col_stride;
     assert!(k == 0 || a.data.len() > a_end, "packed A panel shorter than k = {k}");
     let b_end = k.saturating_sub(1) * b.row_stride + nr;
     assert!(k == 0 || b.data.len() >= b_end, "B panel shorter than k = {k}");
-    assert!(cols <= ldc && c.len() >= (rows - 1) * ldc + cols, "C tile out of bounds");
+    assert!(cols <= ldc, "tile columns {cols} exceed the row stride {ldc} of C");
+    assert!(c.len() >= (rows - 1) * ldc + cols, "C tile of {rows} × {cols} past the end of C");
 }

@@ -8,7 +8,7 @@ use std::ops::Range;
 use crate::matrix::MatrixView;
 use crate::scalar::Scalar;
 
-/// Where and how a packed micro-panel of `A` lies in its buffer: element `(i, p)` of a
+/// The layout of packed micro-panels of `A` in their buffer: element `(i, p)` of a
 /// panel is at `i·row_stride + p·col_stride` from the panel's start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PanelLayout {
@@ -39,8 +39,8 @@ where
     }
 }
 
-/// Packs rows `rows` and columns `ks` of `a` into micro-panels of `mr` rows laid out as
-/// `layout` says; rows past `rows.end` are zeros.
+/// Packs rows `rows` and columns `ks` of `a` into micro-panels of `mr` rows with the
+/// given `layout`. Rows past `rows.end` are zeros.
 pub(crate) fn pack_a<T: Scalar>(
     a: MatrixView<'_, T>,
     rows: Range<usize>,

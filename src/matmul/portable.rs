@@ -18,8 +18,8 @@ const NR: usize = 8;
 impl<T: Scalar> MicroKernel<T> for Portable {
     const MR: usize = MR;
     const NR: usize = NR;
-    // Block sizes for a 32 KiB L1 and a 512 KiB or larger L2 with 4-byte or 8-byte
-    // elements; not tuned, since f32 and f64 use the SIMD kernels where they run.
+    // Block sizes for a 32 KiB L1 and an L2 of 512 KiB or more, with 4-byte or 8-byte
+    // elements. They are not tuned, because f32 and f64 use the SIMD kernels where they run.
     const KC: usize = 256;
     const MC: usize = 128;
     const NC: usize = 1024;

@@ -8,10 +8,10 @@
 /// tile of accumulators, one broadcast of `A` and one fused multiply-add per vector and
 /// per step `p`.
 ///
-/// The generated function is `unsafe`: its caller must have checked the CPU features
-/// named in its `#[target_feature]` attribute and must pass pointers with the
-/// `MR × k` panel behind `a` and the `k × NR` panel behind `b` (at the given strides),
-/// and the `rows × cols` corner (row stride `ldc`) behind `c`.
+/// The generated function is `unsafe`. Its caller must have checked the CPU features
+/// named in its `#[target_feature]` attribute. It must also pass pointers to the
+/// `MR × k` panel of `A` and the `k × NR` panel of `B` (at the given strides) and to the
+/// `rows × cols` corner of `C` (row stride `ldc`).
 macro_rules! simd_tile {
     (
         $(#[$attr:meta])*
@@ -55,8 +55,8 @@ macro_rules! simd_tile {
                 let (src, stride) = if full { (c.cast_const(), ldc) } else { (staged.as_ptr(), COLS) };
                 for (i, acc_row) in acc.iter_mut().enumerate() {
                     for (v, acc_iv) in acc_row.iter_mut().enumerate() {
-                        // SAFETY: a full tile reads the ROWS × COLS block of `c` the caller
-                        // vouches for; an edge tile reads `staged`, which is ROWS × COLS.
+                        // SAFETY: a full tile reads the ROWS × COLS block of `c` that the
+                        // caller vouches for. An edge tile reads `staged`, which is ROWS × COLS.
                         *acc_iv = unsafe { $load(src.add(i * stride + v * LANES)) };
                     }
                 }
@@ -77,7 +77,7 @@ macro_rules! simd_tile {
             for _ in 0..k {
                 let mut b_p = [$zero(); VECS];
                 for (v, b_pv) in b_p.iter_mut().enumerate() {
-                    // SAFETY: row p of the B panel holds COLS elements for p < k.
+                    // SAFETY: row p of the B panel has COLS elements for p < k.
                     *b_pv = unsafe { $load(b.add(v * LANES)) };
                 }
                 for (i, acc_row) in acc.iter_mut().enumerate() {
@@ -125,8 +125,8 @@ mod avx512;
 
 use super::kernel::{APanel, BPanel, MicroKernel, check_tile};
 
-/// The AVX-512F kernels: a 12 × 32 tile for `f32` and 12 × 16 for `f64` (24 of the 32
-/// vector registers hold the tile).
+/// The AVX-512F kernels: a 6 × 64 tile for `f32` and 6 × 32 for `f64` (24 of the 32
+/// vector registers contain the tile).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Avx512 {
     _detected: (),
@@ -140,7 +140,7 @@ impl Avx512 {
 }
 
 /// The AVX2 kernels: a 6 × 16 tile for `f32` and 6 × 8 for `f64` (12 of the 16 vector
-/// registers hold the tile).
+/// registers contain the tile).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Avx2Fma {
     _detected: (),
@@ -200,12 +200,13 @@ macro_rules! impl_micro_kernel {
     };
 }
 
-// Block sizes measured best on an AMD EPYC (Zen 4) core with a 32 KiB L1d and a 1 MiB
-// L2: a 2 KiB row of an A panel (KC elements) and a 512 KiB block of B (KC × NC).
-impl_micro_kernel!(Avx512, f32, avx512::tile_f32, mr = avx512::MR, nr = avx512::NR_F32, kc = 512, mc = 960, nc = 256);
-impl_micro_kernel!(Avx512, f64, avx512::tile_f64, mr = avx512::MR, nr = avx512::NR_F64, kc = 256, mc = 960, nc = 256);
+// Block sizes that measured best on an AMD EPYC (Zen 4) core with a 32 KiB L1d and a
+// 1 MiB L2. A row of an A panel (KC elements) is 2 KiB, and a block of B (KC × NC) is
+// 512 KiB.
+impl_micro_kernel!(Avx512, f32, avx512::tile_f32, mr = avx512::MR, nr = avx512::NR_F32, kc = 512, mc = 1536, nc = 256);
+impl_micro_kernel!(Avx512, f64, avx512::tile_f64, mr = avx512::MR, nr = avx512::NR_F64, kc = 256, mc = 1536, nc = 256);
 
 // NOTE: the AVX2 block sizes copy the AVX-512 ones in bytes; they were not tuned on a
 // CPU whose fastest kernel is AVX2.
-impl_micro_kernel!(Avx2Fma, f32, avx2::tile_f32, mr = avx2::MR, nr = avx2::NR_F32, kc = 512, mc = 960, nc = 256);
-impl_micro_kernel!(Avx2Fma, f64, avx2::tile_f64, mr = avx2::MR, nr = avx2::NR_F64, kc = 256, mc = 960, nc = 256);
+impl_micro_kernel!(Avx2Fma, f32, avx2::tile_f32, mr = avx2::MR, nr = avx2::NR_F32, kc = 512, mc = 1536, nc = 256);
+impl_micro_kernel!(Avx2Fma, f64, avx2::tile_f64, mr = avx2::MR, nr = avx2::NR_F64, kc = 256, mc = 1536, nc = 256);
