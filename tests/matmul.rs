@@ -44,8 +44,8 @@ fn kernels<T: Scalar>() -> Vec<GemmKernel> {
     available
 }
 
-/// Returns `A·B` computed with `kernel` into a fresh matrix, which starts as NaN so that
-/// an element the kernel forgets to write shows up.
+/// Returns `A·B` computed with `kernel` into a fresh matrix. The matrix starts as NaN,
+/// so an element that the kernel leaves unwritten fails the checks.
 fn product<T: Scalar>(kernel: GemmKernel, a: MatrixView<'_, T>, b: MatrixView<'_, T>, par: Parallelism) -> Matrix<T> {
     let (m, n) = (a.rows(), b.cols());
     let mut c = vec![T::nan(); m * n];
@@ -95,19 +95,31 @@ fn assert_close<T: Scalar>(c: &Matrix<T>, a: &Mat, b: &Mat, context: &str) {
     }
 }
 
-/// Runs every `(m, n, k)` in `1..=33` for one kernel and layout. The operands are
-/// blocks of one 33 × 33 pair, so their row strides stay 33 while the shape changes.
+/// Runs every `(m, n, k)` in `1..=33` for one kernel and layout, against the float64
+/// reference and, bit for bit, against the same rows of a product with `TALL` rows.
+///
+/// The operands are blocks of one `TALL × 33` and one 33 × 33 matrix, so their strides
+/// stay fixed while the shape changes. The small products take the unpacked path for
+/// small sizes and the tall ones the packed path, so the bit comparison checks that
+/// both paths give every element the same bits.
 fn sweep_small_shapes<T: Scalar>(kernel: GemmKernel, layout: Layout) {
     const MAX: usize = 33;
-    let a_stored = random_matrix::<T>(MAX, MAX, 11);
+    const TALL: usize = 200;
+    let a_stored = match layout {
+        Layout::AtB => random_matrix::<T>(MAX, TALL, 11),
+        Layout::AB | Layout::ABt => random_matrix::<T>(TALL, MAX, 11),
+    };
     let b_stored = random_matrix::<T>(MAX, MAX, 12);
     let (a_full, b_full) = match layout {
         Layout::AB => (a_stored.view(), b_stored.view()),
         Layout::ABt => (a_stored.view(), b_stored.view().t()),
         Layout::AtB => (a_stored.view().t(), b_stored.view()),
     };
-    let a64 = Mat::from_matrix(&a_full.to_matrix());
+    let a64 = Mat::from_matrix(&block(a_full, MAX, MAX).to_matrix());
     let b64 = Mat::from_matrix(&b_full.to_matrix());
+    let tall: Vec<Matrix<T>> = (1..=MAX)
+        .map(|k| product(kernel, block(a_full, TALL, k), block(b_full, k, MAX), Parallelism::Sequential))
+        .collect();
 
     // prefix[k][i][j] is the float64 sum over p < k, and bound[k][i][j] the sum of |terms|.
     let mut prefix = vec![vec![0.0; MAX * MAX]; MAX + 1];
@@ -128,6 +140,8 @@ fn sweep_small_shapes<T: Scalar>(kernel: GemmKernel, layout: Layout) {
             for k in 1..=MAX {
                 let c = product(kernel, block(a_full, m, k), block(b_full, k, n), Parallelism::Sequential);
                 for i in 0..m {
+                    let context = format!("{kernel:?} {layout:?} {m}×{k}·{k}×{n}, row {i} against {TALL} rows");
+                    assert_same_bits(c.row(i).unwrap(), &tall[k - 1].row(i).unwrap()[..n], &context);
                     for j in 0..n {
                         let actual = c[(i, j)].to_f64().unwrap();
                         let expected = prefix[k][i * MAX + j];
@@ -209,7 +223,10 @@ fn check_blocks_match_whole<T: Scalar>(kernel: GemmKernel) {
     let b = random_matrix::<T>(k, n, 22);
     let whole = product(kernel, a.view(), b.view(), Parallelism::Sequential);
 
-    for (rows, cols) in [(0..1, 0..n), (5..6, 3..4), (13..40, 0..n), (74..75, 30..83), (0..m, 17..50), (1..m, 1..n)] {
+    // Some blocks are small enough for the unpacked path, and the others are packed.
+    let blocks =
+        [(0..1, 0..n), (5..6, 3..4), (0..2, 0..16), (13..40, 0..n), (74..75, 30..83), (0..m, 17..50), (1..m, 1..n)];
+    for (rows, cols) in blocks {
         let a_rows = a.view().row_range(rows.clone()).unwrap();
         let b_cols = b.view().columns(cols.clone()).unwrap();
         let part = product(kernel, a_rows, b_cols, Parallelism::Sequential);
@@ -289,7 +306,8 @@ fn check_non_finite<T: Scalar>(kernel: GemmKernel, n: usize) {
                 assert!(x.is_nan(), "{context}, expected NaN");
             } else if j == inf_col {
                 let sign = a[(i, inf_p)].signum();
-                assert!(x.is_infinite() && x.signum() == sign, "{context}, expected {sign:?}·∞");
+                assert!(x.is_infinite(), "{context}, expected {sign:?}·∞");
+                assert_eq!(x.signum(), sign, "{context}: wrong sign of infinity");
             } else {
                 assert!(x.is_finite(), "{context}, expected a finite value");
             }

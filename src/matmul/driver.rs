@@ -10,6 +10,7 @@ use std::ops::Range;
 
 use super::kernel::{APanel, BPanel, MicroKernel};
 use super::pack::{a_layout, pack_a, pack_b, with_buffers};
+use super::small::SMALL_MAX_WORK;
 use crate::matrix::MatrixView;
 use crate::parallel::{Parallelism, for_each_row_block};
 use crate::scalar::Scalar;
@@ -40,6 +41,10 @@ pub(crate) fn gemm<T: Scalar, K: MicroKernel<T>>(
     }
 
     let work = m.saturating_mul(n).saturating_mul(k);
+    if work <= SMALL_MAX_WORK {
+        kernel.gemm_small(a, b, c, ldc);
+        return;
+    }
     let threads = parallelism.threads_for(work, m.div_ceil(K::MR));
     for_each_row_block(c, ldc, m, K::MR, threads, |rows, c_rows| gemm_rows(kernel, a, b, rows, c_rows, ldc));
 }

@@ -1,6 +1,7 @@
 //! The micro-kernel interface: one `MR × NR` register tile of `C` per call, over
 //! packed panels of `A` and `B`, with the block sizes the driver tiles the caches by.
 
+use crate::matrix::MatrixView;
 use crate::scalar::Scalar;
 
 /// A packed micro-panel of `A`: element `(i, p)` is `data[i·row_stride + p·col_stride]`.
@@ -62,6 +63,11 @@ pub(crate) trait MicroKernel<T: Scalar>: Copy + Send + Sync {
         cols: usize,
         accumulate: bool,
     );
+
+    /// Computes a small `C = A·B` without packing, with the per-term arithmetic of
+    /// [`MicroKernel::tile`], so that every element gets the bits the packed path
+    /// would give it. `c` has `(m - 1)·ldc + n` elements or more.
+    fn gemm_small(self, a: MatrixView<'_, T>, b: MatrixView<'_, T>, c: &mut [T], ldc: usize);
 }
 
 /// Panics unless the slices of a [`MicroKernel::tile`] call are long enough.

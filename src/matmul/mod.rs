@@ -9,6 +9,7 @@ mod driver;
 mod kernel;
 mod pack;
 mod portable;
+mod small;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

@@ -5,6 +5,8 @@
 //! unrolls them and vectorises the columns on the baseline target.
 
 use super::kernel::{APanel, BPanel, MicroKernel, check_tile};
+use super::small::gemm_small;
+use crate::matrix::MatrixView;
 use crate::scalar::Scalar;
 
 /// The portable kernel: a 4 × 8 tile, one multiply and one add per term (no fused
@@ -58,5 +60,9 @@ impl<T: Scalar> MicroKernel<T> for Portable {
         for (i, acc_row) in acc.iter().enumerate().take(rows) {
             c[i * ldc..i * ldc + cols].copy_from_slice(&acc_row[..cols]);
         }
+    }
+
+    fn gemm_small(self, a: MatrixView<'_, T>, b: MatrixView<'_, T>, c: &mut [T], ldc: usize) {
+        gemm_small(a, b, c, ldc, |a_ip, b_pj, acc| acc + a_ip * b_pj);
     }
 }

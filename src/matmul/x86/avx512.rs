@@ -1,5 +1,7 @@
 //! AVX-512F micro-kernels for `f32` and `f64`.
 
+use super::gemm_small;
+use crate::matrix::MatrixView;
 use std::arch::x86_64::{
     _mm512_fmadd_pd, _mm512_fmadd_ps, _mm512_loadu_pd, _mm512_loadu_ps, _mm512_set1_pd, _mm512_set1_ps,
     _mm512_setzero_pd, _mm512_setzero_ps, _mm512_storeu_pd, _mm512_storeu_ps,
@@ -26,4 +28,18 @@ simd_tile! {
     tile_f64: f64, mr = MR, nv = NR_F64 / 8, lanes = 8,
     zero = _mm512_setzero_pd, splat = _mm512_set1_pd, load = _mm512_loadu_pd, store = _mm512_storeu_pd,
     fma = _mm512_fmadd_pd,
+}
+
+/// Computes a small `C = A·B` for `f32` with one fused multiply-add per term, as the
+/// tile kernel does. The caller must have checked the CPU features.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn small_f32(a: MatrixView<'_, f32>, b: MatrixView<'_, f32>, c: &mut [f32], ldc: usize) {
+    gemm_small(a, b, c, ldc, f32::mul_add);
+}
+
+/// Computes a small `C = A·B` for `f64` with one fused multiply-add per term, as the
+/// tile kernel does. The caller must have checked the CPU features.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn small_f64(a: MatrixView<'_, f64>, b: MatrixView<'_, f64>, c: &mut [f64], ldc: usize) {
+    gemm_small(a, b, c, ldc, f64::mul_add);
 }

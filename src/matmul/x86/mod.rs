@@ -124,6 +124,8 @@ mod avx2;
 mod avx512;
 
 use super::kernel::{APanel, BPanel, MicroKernel, check_tile};
+use super::small::gemm_small;
+use crate::matrix::MatrixView;
 
 /// The AVX-512F kernels: a 6 × 64 tile for `f32` and 6 × 32 for `f64` (24 of the 32
 /// vector registers contain the tile).
@@ -156,7 +158,10 @@ impl Avx2Fma {
 /// Implements [`MicroKernel`] for a token type and an element type with one kernel
 /// function from `simd_tile!`, checking the slices before it reads through pointers.
 macro_rules! impl_micro_kernel {
-    ($token:ty, $t:ty, $tile:path, mr = $mr:expr, nr = $nr:expr, kc = $kc:expr, mc = $mc:expr, nc = $nc:expr) => {
+    (
+        $token:ty, $t:ty, $tile:path, $small:path,
+        mr = $mr:expr, nr = $nr:expr, kc = $kc:expr, mc = $mc:expr, nc = $nc:expr $(,)?
+    ) => {
         impl MicroKernel<$t> for $token {
             const MR: usize = $mr;
             const NR: usize = $nr;
@@ -196,6 +201,12 @@ macro_rules! impl_micro_kernel {
                     )
                 }
             }
+
+            fn gemm_small(self, a: MatrixView<'_, $t>, b: MatrixView<'_, $t>, c: &mut [$t], ldc: usize) {
+                // SAFETY: the token exists only when the CPU has the features `$small` is
+                // compiled for, and `$small` reads and writes through slices only.
+                unsafe { $small(a, b, c, ldc) }
+            }
         }
     };
 }
@@ -203,10 +214,50 @@ macro_rules! impl_micro_kernel {
 // Block sizes that measured best on an AMD EPYC (Zen 4) core with a 32 KiB L1d and a
 // 1 MiB L2. A row of an A panel (KC elements) is 2 KiB, and a block of B (KC × NC) is
 // 512 KiB.
-impl_micro_kernel!(Avx512, f32, avx512::tile_f32, mr = avx512::MR, nr = avx512::NR_F32, kc = 512, mc = 1536, nc = 256);
-impl_micro_kernel!(Avx512, f64, avx512::tile_f64, mr = avx512::MR, nr = avx512::NR_F64, kc = 256, mc = 1536, nc = 256);
+impl_micro_kernel!(
+    Avx512,
+    f32,
+    avx512::tile_f32,
+    avx512::small_f32,
+    mr = avx512::MR,
+    nr = avx512::NR_F32,
+    kc = 512,
+    mc = 1536,
+    nc = 256
+);
+impl_micro_kernel!(
+    Avx512,
+    f64,
+    avx512::tile_f64,
+    avx512::small_f64,
+    mr = avx512::MR,
+    nr = avx512::NR_F64,
+    kc = 256,
+    mc = 1536,
+    nc = 256
+);
 
 // NOTE: the AVX2 block sizes copy the AVX-512 ones in bytes; they were not tuned on a
 // CPU whose fastest kernel is AVX2.
-impl_micro_kernel!(Avx2Fma, f32, avx2::tile_f32, mr = avx2::MR, nr = avx2::NR_F32, kc = 512, mc = 1536, nc = 256);
-impl_micro_kernel!(Avx2Fma, f64, avx2::tile_f64, mr = avx2::MR, nr = avx2::NR_F64, kc = 256, mc = 1536, nc = 256);
+impl_micro_kernel!(
+    Avx2Fma,
+    f32,
+    avx2::tile_f32,
+    avx2::small_f32,
+    mr = avx2::MR,
+    nr = avx2::NR_F32,
+    kc = 512,
+    mc = 1536,
+    nc = 256
+);
+impl_micro_kernel!(
+    Avx2Fma,
+    f64,
+    avx2::tile_f64,
+    avx2::small_f64,
+    mr = avx2::MR,
+    nr = avx2::NR_F64,
+    kc = 256,
+    mc = 1536,
+    nc = 256
+);
