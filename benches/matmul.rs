@@ -1,5 +1,6 @@
 //! Matrix multiply throughput: qkv beside the `gemm` crate, `matrixmultiply` and (for
-//! small sizes) a naive triple loop, all on one thread and in one run.
+//! small sizes) a naive triple loop, all on one thread and in one run, plus qkv on two
+//! threads at n = 1024.
 //!
 //! `scripts/compare_openblas.py` adds numpy's OpenBLAS to the same table.
 
