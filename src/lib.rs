@@ -60,6 +60,8 @@ pub use attention::{
     scaled_dot_product_attention_weights,
 };
 pub use error::{Error, Result};
+#[doc(hidden)]
+pub use matmul::{GemmKernel, gemm_with_kernel};
 pub use matrix::{Matrix, MatrixView};
 pub use parallel::Parallelism;
 pub use projection::Projection;

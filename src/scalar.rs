@@ -7,7 +7,7 @@ use num_traits::Float;
 use crate::attention::kernel::StripKernel;
 use crate::exp;
 use crate::isa::Isa;
-use crate::matmul;
+use crate::matmul::{self, GemmKernel};
 use crate::matrix::MatrixView;
 use crate::parallel::Parallelism;
 
@@ -40,7 +40,29 @@ pub trait Scalar: Float + Debug + Send + Sync + 'static {
     /// dispatch to a faster kernel with the same contract.
     #[doc(hidden)]
     fn gemm(a: MatrixView<'_, Self>, b: MatrixView<'_, Self>, c: &mut [Self], ldc: usize, parallelism: Parallelism) {
-        matmul::portable::gemm(a, b, c, ldc, parallelism);
+        matmul::gemm_portable(a, b, c, ldc, parallelism);
+    }
+
+    /// Computes `C = A·B` as [`Scalar::gemm`] does, but with the micro-kernel family
+    /// `kernel`; returns `false` without touching `c` when `kernel` cannot run for
+    /// `Self` on this CPU.
+    ///
+    /// The default runs only [`GemmKernel::Portable`]. It exists so that tests can
+    /// compare every kernel the CPU has.
+    #[doc(hidden)]
+    fn gemm_with_kernel(
+        kernel: GemmKernel,
+        a: MatrixView<'_, Self>,
+        b: MatrixView<'_, Self>,
+        c: &mut [Self],
+        ldc: usize,
+        parallelism: Parallelism,
+    ) -> bool {
+        if kernel != GemmKernel::Portable {
+            return false;
+        }
+        matmul::gemm_portable(a, b, c, ldc, parallelism);
+        true
     }
 
     /// Replaces every `x` in `xs` with `exp(x)`.
@@ -71,6 +93,17 @@ impl Scalar for f32 {
         matmul::gemm_f32(a, b, c, ldc, parallelism);
     }
 
+    fn gemm_with_kernel(
+        kernel: GemmKernel,
+        a: MatrixView<'_, f32>,
+        b: MatrixView<'_, f32>,
+        c: &mut [f32],
+        ldc: usize,
+        parallelism: Parallelism,
+    ) -> bool {
+        matmul::gemm_simd(kernel, a, b, c, ldc, parallelism)
+    }
+
     fn exp_in_place(xs: &mut [f32]) {
         exp::exp_f32(xs);
     }
@@ -83,6 +116,17 @@ impl Scalar for f32 {
 impl Scalar for f64 {
     fn gemm(a: MatrixView<'_, f64>, b: MatrixView<'_, f64>, c: &mut [f64], ldc: usize, parallelism: Parallelism) {
         matmul::gemm_f64(a, b, c, ldc, parallelism);
+    }
+
+    fn gemm_with_kernel(
+        kernel: GemmKernel,
+        a: MatrixView<'_, f64>,
+        b: MatrixView<'_, f64>,
+        c: &mut [f64],
+        ldc: usize,
+        parallelism: Parallelism,
+    ) -> bool {
+        matmul::gemm_simd(kernel, a, b, c, ldc, parallelism)
     }
 
     fn exp_in_place(xs: &mut [f64]) {
