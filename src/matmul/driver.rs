@@ -20,7 +20,8 @@ use crate::scalar::Scalar;
 ///
 /// Rows of `C` are spread over threads in whole tiles, and each element is one running
 /// sum over `p = 0..k` in the kernel's arithmetic, so the bits of an element depend on
-/// neither `m`, `n`, its position nor the thread count.
+/// neither `m`, `n`, its position nor the thread count. Products of at most
+/// `SMALL_MAX_WORK` multiply-adds skip packing and give the same bits.
 pub(crate) fn gemm<T: Scalar, K: MicroKernel<T>>(
     kernel: K,
     a: MatrixView<'_, T>,
@@ -45,6 +46,8 @@ pub(crate) fn gemm<T: Scalar, K: MicroKernel<T>>(
         kernel.gemm_small(a, b, c, ldc);
         return;
     }
+    // NOTE: only rows are split, so a product with at most MR rows (a decoding step, say)
+    // runs on one thread however wide it is.
     let threads = parallelism.threads_for(work, m.div_ceil(K::MR));
     for_each_row_block(c, ldc, m, K::MR, threads, |rows, c_rows| gemm_rows(kernel, a, b, rows, c_rows, ldc));
 }
