@@ -13,7 +13,8 @@ use crate::parallel::Parallelism;
 
 /// A floating-point element type the kernels can run on.
 ///
-/// `f32` and `f64` implement it. A float type defined in your own crate that
+/// `f32` and `f64` implement it, with AVX-512F and AVX2 kernels where the CPU has
+/// them. A float type defined in your own crate that
 /// implements [`num_traits::Float`] can implement it with an empty `impl` and runs the
 /// portable kernels. Rust's orphan rule keeps a crate from implementing it for a type
 /// of a third crate, such as `half::bf16`. Sums are accumulated in `Self`.

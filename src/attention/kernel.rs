@@ -19,6 +19,7 @@ use std::num::NonZeroUsize;
 
 pub use strip::StripKernel;
 
+use crate::attention::check_shapes;
 use crate::attention::mask::Mask;
 use crate::error::{Error, Result};
 use crate::isa::Isa;
@@ -225,16 +226,7 @@ pub fn attention_materialized<T: Scalar>(
     mask: &Mask,
     scale: T,
 ) -> Result<(Matrix<T>, Matrix<T>)> {
-    if q.cols() != k.cols() {
-        return Err(Error::QueryKeyWidth { query: q.cols(), key: k.cols() });
-    }
-    if k.cols() == 0 {
-        return Err(Error::ZeroKeyWidth);
-    }
-    if k.rows() != v.rows() {
-        return Err(Error::KeyValueRows { keys: k.rows(), values: v.rows() });
-    }
-    mask.check(q.rows(), k.rows())?;
+    check_shapes(q, k, v, mask)?;
 
     let mut out = Matrix::zeros(q.rows(), v.cols())?;
     let mut weights = Matrix::zeros(q.rows(), k.rows())?;

@@ -42,6 +42,20 @@ fn check_qkv<T: Scalar>(
     mask: &Mask,
     scale: Option<T>,
 ) -> Result<T> {
+    check_shapes(q, k, v, mask)?;
+    match scale {
+        Some(s) => check_scale(s),
+        None => Ok(default_scale(k.cols())),
+    }
+}
+
+/// Checks that Q, K, V and `mask` fit one attention call.
+pub(crate) fn check_shapes<T: Scalar>(
+    q: MatrixView<'_, T>,
+    k: MatrixView<'_, T>,
+    v: MatrixView<'_, T>,
+    mask: &Mask,
+) -> Result<()> {
     if q.cols() != k.cols() {
         return Err(Error::QueryKeyWidth { query: q.cols(), key: k.cols() });
     }
@@ -51,11 +65,7 @@ fn check_qkv<T: Scalar>(
     if k.rows() != v.rows() {
         return Err(Error::KeyValueRows { keys: k.rows(), values: v.rows() });
     }
-    mask.check(q.rows(), k.rows())?;
-    match scale {
-        Some(s) => check_scale(s),
-        None => Ok(default_scale(k.cols())),
-    }
+    mask.check(q.rows(), k.rows())
 }
 
 /// Computes `softmax(scale · Q·Kᵀ) · V` for queries `q` (`q_len × d_k`), keys `k`
