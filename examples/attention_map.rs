@@ -12,10 +12,29 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use common::{Fixture, MINILM_HEADS, max_abs_diff};
 use qkv::{Matrix, MultiHeadAttention, Projection};
+
+/// Appends formatted text to a `String`, like `print!` does to stdout.
+macro_rules! out {
+    ($out:expr, $($arg:tt)*) => {
+        $out.push_str(&format!($($arg)*))
+    };
+}
+
+/// Appends a formatted line to a `String`, like `println!` does to stdout.
+macro_rules! outln {
+    ($out:expr) => {
+        $out.push('\n')
+    };
+    ($out:expr, $($arg:tt)*) => {{
+        $out.push_str(&format!($($arg)*));
+        $out.push('\n');
+    }};
+}
 
 const USAGE: &str = "\
 usage: attention_map [--sentence S] [--layer L] [--head H] [--token T]
@@ -114,8 +133,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&options) {
-        Ok(()) => ExitCode::SUCCESS,
+    let mut out = String::new();
+    match run(&options, &mut out) {
+        Ok(()) => {
+            // A reader such as `head` may close the pipe early; that is not an error.
+            match std::io::stdout().write_all(out.as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write the output: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
@@ -123,7 +153,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(options: &Options) -> Result<(), String> {
+fn run(options: &Options, out: &mut String) -> Result<(), String> {
     let Options { sentence: s, layer: l, head, .. } = *options;
     let fx = Fixture::load();
     let tokens = fx.tokens(s);
@@ -146,16 +176,16 @@ fn run(options: &Options) -> Result<(), String> {
     let x: Matrix<f64> = fx.matrix(&format!("s{s}.layer{l}.attn_in.f64"));
     let (context, weights) = mha.forward_with_weights(&x).map_err(|e| e.to_string())?;
 
-    println!("all-MiniLM-L6-v2, layer {l}, sentence {s}: {}", tokens.join(" "));
-    println!();
-    print_strongest(&tokens, &weights);
+    outln!(out, "all-MiniLM-L6-v2, layer {l}, sentence {s}: {}", tokens.join(" "));
+    outln!(out);
+    print_strongest(out, &tokens, &weights);
 
-    println!();
-    println!("head {head}, weights of {:?} (token {query}):", tokens[query]);
+    outln!(out);
+    outln!(out, "head {head}, weights of {:?} (token {query}):", tokens[query]);
     let row = weights[head].row(query).unwrap_or_default();
-    print_bars(&tokens, row);
+    print_bars(out, &tokens, row);
     if let Some((j, w)) = strongest_other(&tokens, row, query) {
-        println!("{:?} attends most to {:?} ({w:.4}), besides [CLS], [SEP] and itself", tokens[query], tokens[j]);
+        outln!(out, "{:?} attends most to {:?} ({w:.4}), besides [CLS], [SEP] and itself", tokens[query], tokens[j]);
     }
 
     let (_, expected) = fx.tensor(&format!("s{s}.layer{l}.context.f64"));
@@ -167,31 +197,31 @@ fn run(options: &Options) -> Result<(), String> {
         .enumerate()
         .map(|(h, w)| max_abs_diff(w, &probs[h * n * n..(h + 1) * n * n]))
         .fold(0.0, f64::max);
-    println!();
-    println!("largest difference from the PyTorch float64 reference:");
-    println!("  output (heads concatenated): {context_diff:.2e}");
-    println!("  attention weights:           {probs_diff:.2e}");
+    outln!(out);
+    outln!(out, "largest difference from the PyTorch float64 reference:");
+    outln!(out, "  output (heads concatenated): {context_diff:.2e}");
+    outln!(out, "  attention weights:           {probs_diff:.2e}");
     Ok(())
 }
 
 /// Prints, for every head, the token each token puts its largest weight on, leaving
 /// out `[CLS]`, `[SEP]` and the token itself (where most heads park weight).
-fn print_strongest(tokens: &[String], weights: &[Matrix<f64>]) {
+fn print_strongest(out: &mut String, tokens: &[String], weights: &[Matrix<f64>]) {
     let width = tokens.iter().map(|t| t.chars().count()).max().unwrap_or(0).max(5);
-    print!("{:>width$} ", "head");
+    out!(out, "{:>width$} ", "head");
     for t in tokens {
-        print!(" {t:>width$}");
+        out!(out, " {t:>width$}");
     }
-    println!();
+    outln!(out);
     for (h, w) in weights.iter().enumerate() {
-        print!("{h:>width$} ");
+        out!(out, "{h:>width$} ");
         for (i, row) in w.rows_iter().enumerate() {
             let strongest = strongest_other(tokens, row, i).map_or("-", |(j, _)| tokens[j].as_str());
-            print!(" {strongest:>width$}");
+            out!(out, " {strongest:>width$}");
         }
-        println!();
+        outln!(out);
     }
-    println!("(each column is a token; each cell is the token it attends to most, besides [CLS], [SEP] and itself)");
+    outln!(out, "(each column is a token; each cell is the token it attends to most, besides [CLS], [SEP] and itself)");
 }
 
 /// Returns the key with the largest weight in `row`, and that weight, leaving out
@@ -205,11 +235,11 @@ fn strongest_other(tokens: &[String], row: &[f64], query: usize) -> Option<(usiz
 }
 
 /// Prints one bar per key, its length proportional to the weight.
-fn print_bars(tokens: &[String], row: &[f64]) {
+fn print_bars(out: &mut String, tokens: &[String], row: &[f64]) {
     const BAR: usize = 50;
     let width = tokens.iter().map(|t| t.chars().count()).max().unwrap_or(0);
     for (token, &w) in tokens.iter().zip(row) {
         let cells = (w * BAR as f64).round() as usize;
-        println!("  {token:>width$} {w:.4} {}", "█".repeat(cells));
+        outln!(out, "  {token:>width$} {w:.4} {}", "█".repeat(cells));
     }
 }
