@@ -125,7 +125,7 @@ pub enum Error {
     /// A projection width is not a multiple of the head count.
     #[error("{what} width {width} is not divisible by {heads} heads")]
     HeadsDivide {
-        /// Which projection: `query`, `key` or `value`.
+        /// Name of the projection: `query`, `key` or `value`.
         what: &'static str,
         /// Width of that projection's output.
         width: usize,

@@ -27,7 +27,7 @@ use crate::matrix::{Matrix, MatrixView};
 use crate::parallel::Parallelism;
 use crate::scalar::Scalar;
 
-/// How the columns of Q, K and V split into heads.
+/// The split of the columns of Q, K and V into heads.
 ///
 /// Query head `h` owns columns `h·d_head .. (h+1)·d_head` of Q and reads key/value
 /// head `h / (n_heads / n_kv_heads)`, which owns columns `g·d_head ..` of K and

@@ -5,7 +5,7 @@ use std::ops::Range;
 use crate::error::{Error, Result};
 use crate::matrix::Matrix;
 
-/// Which keys each query may attend to.
+/// The rule that decides which keys each query may attend to.
 ///
 /// Every variant names its polarity: `true` in [`Mask::ValidKeys`] and
 /// [`Mask::Allowed`] means *may attend*. A key that a query may not attend to gets
