@@ -6,7 +6,7 @@ use crate::matrix::{Matrix, MatrixView};
 use crate::parallel::Parallelism;
 use crate::scalar::Scalar;
 
-/// How a projection's weight matrix is stored.
+/// The storage layout of a projection's weight matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WeightLayout {
     /// `d_in × d_out`, so the projection computes `X·W`.

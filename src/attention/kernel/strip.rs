@@ -63,7 +63,8 @@ impl<T> BlockInput<'_, T> {
         assert!(lanes <= 64, "a strip has at most 64 lanes");
         assert!(state.qt.len() >= self.d * lanes, "query strip too short");
         assert!(state.ot.len() >= self.d_v * lanes, "output strip too short");
-        assert!(state.max.len() >= lanes && state.sum.len() >= lanes, "softmax state too short");
+        assert!(state.max.len() >= lanes, "running max too short");
+        assert!(state.sum.len() >= lanes, "running sum too short");
         assert!(state.probs.len() >= self.len * lanes, "score scratch too short");
     }
 }
