@@ -192,6 +192,21 @@ fn check_layout<T: Scalar>(kernel: GemmKernel, layout: Layout, m: usize, k: usiz
     assert_close(&c, &a64, &b64, &format!("{kernel:?} {layout:?} {m}×{k}·{k}×{n}"));
 }
 
+/// Products deeper than any kernel's `KC`, so that tiles of `C` are loaded back and
+/// added to, in every layout.
+#[test]
+fn matmul_deep_products_match_reference() {
+    for (i, layout) in LAYOUTS.into_iter().enumerate() {
+        let seed = 50 + i as u64;
+        for kernel in kernels::<f32>() {
+            check_layout::<f32>(kernel, layout, 37, 2100, 45, seed);
+        }
+        for kernel in kernels::<f64>() {
+            check_layout::<f64>(kernel, layout, 37, 2100, 45, seed);
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -218,7 +233,7 @@ fn assert_same_bits<T: Scalar>(actual: &[T], expected: &[T], context: &str) {
 /// Checks that every block of rows and columns of `A·B`, computed alone, has the bits
 /// it has inside the whole product, with `k` long enough to cross the `KC` blocks.
 fn check_blocks_match_whole<T: Scalar>(kernel: GemmKernel) {
-    let (m, k, n) = (75, 700, 83);
+    let (m, k, n) = (75, 1100, 83);
     let a = random_matrix::<T>(m, k, 21);
     let b = random_matrix::<T>(k, n, 22);
     let whole = product(kernel, a.view(), b.view(), Parallelism::Sequential);
@@ -287,11 +302,11 @@ fn matmul_same_bits_any_thread_count() {
 /// Places NaN, +∞ and a zero that meets +∞ in edge rows and columns and in the last `KC`
 /// block, and checks that exactly the outputs they reach are non-finite.
 fn check_non_finite<T: Scalar>(kernel: GemmKernel, n: usize) {
-    let (m, k) = (25, 530);
+    let (m, k) = (25, 1100);
     let mut a = random_matrix::<T>(m, k, 41);
     let mut b = random_matrix::<T>(k, n, 42);
     let (nan_row, nan_p) = (24, 3);
-    let (inf_p, inf_col) = (529, n - 1);
+    let (inf_p, inf_col) = (k - 1, n - 1);
     let zero_row = 12;
     a[(nan_row, nan_p)] = T::nan();
     b[(inf_p, inf_col)] = T::infinity();

@@ -34,12 +34,14 @@ pub(crate) trait MicroKernel<T: Scalar>: Copy + Send + Sync {
     const MR: usize;
     /// Columns of the register tile.
     const NR: usize;
-    /// Depth of one packed block: an `MR × KC` panel of `A` stays in L1 while the
-    /// kernel walks the `B` panels of a block.
+    /// Depth of one block along `k`: each tile of `C` is loaded and stored once per
+    /// `KC` steps.
     const KC: usize;
-    /// Rows of `A` packed at once; an `MC × KC` block is read from L2 or L3.
+    /// Rows of a packed `A` in one row block, which shares each packed block of `B`.
+    /// A row-major `A`, read in place, forms a single block.
     const MC: usize;
-    /// Columns of `B` packed at once; a `KC × NC` block stays in L2.
+    /// Columns of `B` packed at once, as a `KC × NC` block that the kernel reads
+    /// from L2 and L3.
     const NC: usize;
 
     /// Computes one tile: `acc = A_panel · B_panel` over `k` steps, plus the current
