@@ -216,7 +216,10 @@ macro_rules! impl_micro_kernel {
 // A deep KC means fewer passes that load and store each tile of C. A block of B
 // (KC × NC) is 1 MiB, the size of L2: its panels stream to the kernel from L2 and L3,
 // which the prefetchers sustain. Going from KC = 256 to 1024 made f64 products of
-// n = 1024 about 5 % faster, and f32 ones (from KC = 512) about 1 %.
+// n = 1024 about 5 % faster, and f32 ones (from KC = 512) about 1 %. Only an `A` that
+// is not row-major gets packed in full, in blocks of MC × KC (1.5 MiB in f32, 3 MiB in f64)
+// read from L3. MC = 1536 ran `Aᵀ·B` up to 4 % faster, but its buffer would stay
+// allocated on each thread at 6 or 12 MiB.
 impl_micro_kernel!(
     Avx512,
     f32,
@@ -225,7 +228,7 @@ impl_micro_kernel!(
     mr = avx512::MR,
     nr = avx512::NR_F32,
     kc = 1024,
-    mc = 1536,
+    mc = 384,
     nc = 256
 );
 impl_micro_kernel!(
@@ -236,7 +239,7 @@ impl_micro_kernel!(
     mr = avx512::MR,
     nr = avx512::NR_F64,
     kc = 1024,
-    mc = 1536,
+    mc = 384,
     nc = 128
 );
 
@@ -250,7 +253,7 @@ impl_micro_kernel!(
     mr = avx2::MR,
     nr = avx2::NR_F32,
     kc = 1024,
-    mc = 1536,
+    mc = 384,
     nc = 256
 );
 impl_micro_kernel!(
@@ -261,6 +264,6 @@ impl_micro_kernel!(
     mr = avx2::MR,
     nr = avx2::NR_F64,
     kc = 1024,
-    mc = 1536,
+    mc = 384,
     nc = 128
 );
