@@ -207,6 +207,20 @@ fn matmul_deep_products_match_reference() {
     }
 }
 
+/// Products with a few rows and a wide `B`, whose full panels are read in place when
+/// few panels of `A` meet them, with and without a partial last panel of rows.
+#[test]
+fn matmul_few_rows_wide_b_match_reference() {
+    for m in [1, 5, 6, 13, 18, 19, 25] {
+        for kernel in kernels::<f32>() {
+            check_layout::<f32>(kernel, Layout::AB, m, 300, 777, 60 + m as u64);
+        }
+        for kernel in kernels::<f64>() {
+            check_layout::<f64>(kernel, Layout::AB, m, 300, 777, 60 + m as u64);
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
