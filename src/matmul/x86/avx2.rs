@@ -17,14 +17,14 @@ pub(super) const NR_F64: usize = 8;
 
 simd_tile! {
     #[target_feature(enable = "avx2,fma")]
-    tile_f32: f32, mr = MR, nv = NR_F32 / 8, lanes = 8,
+    tile_f32: f32, nv = NR_F32 / 8, lanes = 8,
     zero = _mm256_setzero_ps, splat = _mm256_set1_ps, load = _mm256_loadu_ps, store = _mm256_storeu_ps,
     fma = _mm256_fmadd_ps,
 }
 
 simd_tile! {
     #[target_feature(enable = "avx2,fma")]
-    tile_f64: f64, mr = MR, nv = NR_F64 / 4, lanes = 4,
+    tile_f64: f64, nv = NR_F64 / 4, lanes = 4,
     zero = _mm256_setzero_pd, splat = _mm256_set1_pd, load = _mm256_loadu_pd, store = _mm256_storeu_pd,
     fma = _mm256_fmadd_pd,
 }

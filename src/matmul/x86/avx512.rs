@@ -18,14 +18,14 @@ pub(super) const NR_F64: usize = 32;
 
 simd_tile! {
     #[target_feature(enable = "avx512f")]
-    tile_f32: f32, mr = MR, nv = NR_F32 / 16, lanes = 16,
+    tile_f32: f32, nv = NR_F32 / 16, lanes = 16,
     zero = _mm512_setzero_ps, splat = _mm512_set1_ps, load = _mm512_loadu_ps, store = _mm512_storeu_ps,
     fma = _mm512_fmadd_ps,
 }
 
 simd_tile! {
     #[target_feature(enable = "avx512f")]
-    tile_f64: f64, mr = MR, nv = NR_F64 / 8, lanes = 8,
+    tile_f64: f64, nv = NR_F64 / 8, lanes = 8,
     zero = _mm512_setzero_pd, splat = _mm512_set1_pd, load = _mm512_loadu_pd, store = _mm512_storeu_pd,
     fma = _mm512_fmadd_pd,
 }

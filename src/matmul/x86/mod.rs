@@ -4,23 +4,25 @@
 //! for its features, so holding one proves that its instructions may run. Both kernels
 //! compute every term with one fused multiply-add, so they give the same bits.
 
-/// Defines a micro-kernel function over one SIMD register type: an `MR × (NV·LANES)`
+/// Defines a micro-kernel function over one SIMD register type: a `ROWS × (NV·LANES)`
 /// tile of accumulators, one broadcast of `A` and one fused multiply-add per vector and
-/// per step `p`.
+/// per step `p`. `ROWS` is a const parameter, so an edge tile of fewer rows than `MR`
+/// runs a kernel of its own height instead of computing padding rows.
 ///
 /// The generated function is `unsafe`. Its caller must have checked the CPU features
-/// named in its `#[target_feature]` attribute. It must also pass pointers to the
-/// `MR × k` panel of `A` and the `k × NR` panel of `B` (at the given strides) and to the
-/// `rows × cols` corner of `C` (row stride `ldc`).
+/// named in its `#[target_feature]` attribute. It must pass pointers to a panel of `A`
+/// with at least `ROWS` rows and `k` columns and to the `k × NR` panel of `B`, at the
+/// given strides. It must also pass a pointer to the `rows × cols` corner of `C` (row
+/// stride `ldc`), with `rows <= ROWS`.
 macro_rules! simd_tile {
     (
         $(#[$attr:meta])*
-        $name:ident: $t:ty, mr = $mr:expr, nv = $nv:expr, lanes = $lanes:expr,
+        $name:ident: $t:ty, nv = $nv:expr, lanes = $lanes:expr,
         zero = $zero:path, splat = $splat:path, load = $load:path, store = $store:path, fma = $fma:path $(,)?
     ) => {
         $(#[$attr])*
         #[allow(clippy::too_many_arguments)]
-        pub(super) unsafe fn $name(
+        pub(super) unsafe fn $name<const ROWS: usize>(
             k: usize,
             a: *const $t,
             a_row_stride: usize,
@@ -33,7 +35,6 @@ macro_rules! simd_tile {
             cols: usize,
             accumulate: bool,
         ) {
-            const ROWS: usize = $mr;
             const VECS: usize = $nv;
             const LANES: usize = $lanes;
             const COLS: usize = VECS * LANES;
@@ -43,16 +44,16 @@ macro_rules! simd_tile {
 
             if accumulate {
                 // Edge tiles pass through a zero-padded copy, so the vector loads stay whole.
-                let mut staged = [0.0 as $t; ROWS * COLS];
+                let mut staged = [[0.0 as $t; COLS]; ROWS];
                 if !full {
-                    for i in 0..rows {
-                        for j in 0..cols {
+                    for (i, staged_row) in staged.iter_mut().enumerate().take(rows) {
+                        for (j, x) in staged_row.iter_mut().enumerate().take(cols) {
                             // SAFETY: (i, j) lies in the rows × cols corner the caller vouches for.
-                            staged[i * COLS + j] = unsafe { *c.add(i * ldc + j) };
+                            *x = unsafe { *c.add(i * ldc + j) };
                         }
                     }
                 }
-                let (src, stride) = if full { (c.cast_const(), ldc) } else { (staged.as_ptr(), COLS) };
+                let (src, stride) = if full { (c.cast_const(), ldc) } else { (staged.as_ptr().cast::<$t>(), COLS) };
                 for (i, acc_row) in acc.iter_mut().enumerate() {
                     for (v, acc_iv) in acc_row.iter_mut().enumerate() {
                         // SAFETY: a full tile reads the ROWS × COLS block of `c` that the
@@ -102,17 +103,17 @@ macro_rules! simd_tile {
                 }
             } else {
                 // Edge tiles store through a copy and write back only the rows × cols corner.
-                let mut staged = [0.0 as $t; ROWS * COLS];
-                for (i, acc_row) in acc.iter().enumerate() {
+                let mut staged = [[0.0 as $t; COLS]; ROWS];
+                for (staged_row, acc_row) in staged.iter_mut().zip(&acc) {
                     for (v, &acc_iv) in acc_row.iter().enumerate() {
-                        // SAFETY: `staged` is ROWS × COLS.
-                        unsafe { $store(staged.as_mut_ptr().add(i * COLS + v * LANES), acc_iv) };
+                        // SAFETY: each row of `staged` has COLS = VECS · LANES values.
+                        unsafe { $store(staged_row.as_mut_ptr().add(v * LANES), acc_iv) };
                     }
                 }
-                for i in 0..rows {
-                    for j in 0..cols {
+                for (i, staged_row) in staged.iter().enumerate().take(rows) {
+                    for (j, &x) in staged_row.iter().enumerate().take(cols) {
                         // SAFETY: (i, j) lies in the rows × cols corner the caller vouches for.
-                        unsafe { *c.add(i * ldc + j) = staged[i * COLS + j] };
+                        unsafe { *c.add(i * ldc + j) = x };
                     }
                 }
             }
@@ -159,7 +160,7 @@ impl Avx2Fma {
 /// function from `simd_tile!`, checking the slices before it reads through pointers.
 macro_rules! impl_micro_kernel {
     (
-        $token:ty, $t:ty, $tile:path, $small:path,
+        $token:ty, $t:ty, $tile_module:ident::$tile:ident, $small:path,
         mr = $mr:expr, nr = $nr:expr, kc = $kc:expr, mc = $mc:expr, nc = $nc:expr $(,)?
     ) => {
         impl MicroKernel<$t> for $token {
@@ -182,11 +183,24 @@ macro_rules! impl_micro_kernel {
             ) {
                 check_tile($mr, $nr, k, a, b, c, ldc, rows, cols);
                 let (a_ptr, b_ptr) = (a.data.as_ptr(), b.data.as_ptr());
+                // A tile of fewer rows than MR runs a kernel of its own height.
+                const { assert!($mr == 6, "the dispatch below covers six rows") };
+                type Tile =
+                    unsafe fn(usize, *const $t, usize, usize, *const $t, usize, *mut $t, usize, usize, usize, bool);
+                let tile: Tile = match rows {
+                    1 => $tile_module::$tile::<1>,
+                    2 => $tile_module::$tile::<2>,
+                    3 => $tile_module::$tile::<3>,
+                    4 => $tile_module::$tile::<4>,
+                    5 => $tile_module::$tile::<5>,
+                    _ => $tile_module::$tile::<6>,
+                };
                 // SAFETY: the token exists only when the CPU has the kernel's features, and
-                // `check_tile` bounds every access: the MR × k panel of `a`, the k × NR
-                // panel of `b`, and the rows × cols corner of `c`.
+                // `check_tile` bounds every access: the MR × k panel of `a` (the kernel
+                // reads its first `rows` rows at most), the k × NR panel of `b`, and the
+                // rows × cols corner of `c`.
                 unsafe {
-                    $tile(
+                    tile(
                         k,
                         a_ptr,
                         a.row_stride,
