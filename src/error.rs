@@ -164,6 +164,10 @@ pub enum Error {
     #[error("sliding window must cover at least 1 key, got 0")]
     ZeroWindow,
 
+    /// A key/value cache was built with room for zero tokens.
+    #[error("key/value cache capacity must be at least 1 token, got 0")]
+    ZeroCapacity,
+
     /// A score scale is zero, negative, infinite or NaN.
     #[error("scale must be finite and positive, got {0}")]
     InvalidScale(f64),

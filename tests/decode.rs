@@ -266,6 +266,13 @@ fn window_settings_are_checked() {
 }
 
 #[test]
+fn zero_capacity_cache_is_rejected() {
+    let err = KvCache::<f32>::new(0, 2, 2).unwrap_err();
+    assert_eq!(err, Error::ZeroCapacity);
+    assert_eq!(err.to_string(), "key/value cache capacity must be at least 1 token, got 0");
+}
+
+#[test]
 fn cache_capacity_overflow_is_rejected() {
     let err = KvCache::<f32>::new(usize::MAX, 2, 2).unwrap_err();
     assert_eq!(err, Error::ShapeOverflow { rows: usize::MAX, cols: 2 });

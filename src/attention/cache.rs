@@ -63,15 +63,22 @@ impl<T: Scalar> KvCache<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::ShapeOverflow`] when `capacity` times a width overflows `usize`.
+    /// [`Error::ZeroCapacity`] when `capacity` is zero, and [`Error::ShapeOverflow`]
+    /// when `capacity` times a width overflows `usize`.
     ///
     /// ```
-    /// let cache = qkv::KvCache::<f64>::new(16, 8, 4)?;
+    /// use qkv::{Error, KvCache};
+    ///
+    /// let cache = KvCache::<f64>::new(16, 8, 4)?;
     /// assert_eq!((cache.key_width(), cache.value_width()), (8, 4));
     /// assert_eq!(cache.keys().shape(), (0, 8));
+    /// assert_eq!(KvCache::<f64>::new(0, 8, 4).unwrap_err(), Error::ZeroCapacity);
     /// # Ok::<(), qkv::Error>(())
     /// ```
     pub fn new(capacity: usize, key_width: usize, value_width: usize) -> Result<Self> {
+        if capacity == 0 {
+            return Err(Error::ZeroCapacity);
+        }
         Ok(Self {
             keys: Matrix::zeros(capacity, key_width)?,
             values: Matrix::zeros(capacity, value_width)?,

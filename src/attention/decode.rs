@@ -13,7 +13,9 @@ impl<T: Scalar> MultiHeadAttention<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::ShapeOverflow`](crate::Error::ShapeOverflow) when `capacity` times a row width overflows `usize`.
+    /// [`Error::ZeroCapacity`](crate::Error::ZeroCapacity) when `capacity` is zero, and
+    /// [`Error::ShapeOverflow`](crate::Error::ShapeOverflow) when `capacity` times a row
+    /// width overflows `usize`.
     ///
     /// ```
     /// use qkv::{Matrix, MultiHeadAttention, Projection};
