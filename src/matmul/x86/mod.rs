@@ -195,9 +195,9 @@ macro_rules! impl_micro_kernel {
                     5 => $tile_module::$tile::<5>,
                     _ => $tile_module::$tile::<6>,
                 };
-                // SAFETY: the token exists only when the CPU has the kernel's features, and
-                // `check_tile` bounds every access: the MR × k panel of `a` (the kernel
-                // reads its first `rows` rows at most), the k × NR panel of `b`, and the
+                // SAFETY: the token exists only when the CPU has the kernel's features.
+                // `check_tile` bounds every access: the MR × k panel of `a`, of which the
+                // kernel reads the first `rows` rows, the k × NR panel of `b`, and the
                 // rows × cols corner of `c`.
                 unsafe {
                     tile(
